@@ -1,0 +1,49 @@
+"""lrjax: every ``torch.optim.lr_scheduler`` as a pure, jittable JAX schedule, equal to torch.
+
+Each function validates its arguments and returns a schedule ``schedule(step) -> lr`` whose value
+is the learning rate torch's scheduler holds after ``step`` calls of ``scheduler.step()``.
+"""
+
+from lrjax._base import LRSchedule as LRSchedule
+from lrjax._base import Schedule as Schedule
+from lrjax._compose import chained_scheduler as chained_scheduler
+from lrjax._compose import sequential_lr as sequential_lr
+from lrjax._cosine import cosine_annealing_lr as cosine_annealing_lr
+from lrjax._cosine import cosine_annealing_warm_restarts as cosine_annealing_warm_restarts
+from lrjax._cyclic import cyclic_lr as cyclic_lr
+from lrjax._cyclic import cyclic_momentum as cyclic_momentum
+from lrjax._epoch import per_epoch as per_epoch
+from lrjax._lambda import lambda_lr as lambda_lr
+from lrjax._lambda import multiplicative_lr as multiplicative_lr
+from lrjax._linear import constant_lr as constant_lr
+from lrjax._linear import linear_lr as linear_lr
+from lrjax._linear import polynomial_lr as polynomial_lr
+from lrjax._one_cycle import one_cycle_lr as one_cycle_lr
+from lrjax._one_cycle import one_cycle_momentum as one_cycle_momentum
+from lrjax._step import exponential_lr as exponential_lr
+from lrjax._step import multi_step_lr as multi_step_lr
+from lrjax._step import step_lr as step_lr
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LRSchedule",
+    "Schedule",
+    "chained_scheduler",
+    "constant_lr",
+    "cosine_annealing_lr",
+    "cosine_annealing_warm_restarts",
+    "cyclic_lr",
+    "cyclic_momentum",
+    "exponential_lr",
+    "lambda_lr",
+    "linear_lr",
+    "multi_step_lr",
+    "multiplicative_lr",
+    "one_cycle_lr",
+    "one_cycle_momentum",
+    "per_epoch",
+    "polynomial_lr",
+    "sequential_lr",
+    "step_lr",
+]

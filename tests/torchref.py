@@ -1,0 +1,215 @@
+"""Parity cases: one JSON-able description runs torch's scheduler and builds the lrjax schedule.
+
+A case is a dict::
+
+    {"id": "StepLR/basic", "scheduler": "StepLR", "base_lr": 0.1 (or [0.1, 0.2] per group),
+     "kwargs": {...torch keyword arguments...}, "steps": 100}
+
+with optionally ``"float_steps": [...]`` (CosineAnnealingWarmRestarts' ``step(epoch)``),
+``"optimizer": "Adam"``, and for ``ChainedScheduler``/``SequentialLR`` a list ``"members"`` of
+``{"scheduler": ..., "kwargs": ...}`` (plus ``"milestones"``). Functions (``lr_lambda``,
+``scale_fn``) are named: ``"exp:0.95"`` etc., see :data:`FUNCTIONS`; each name has a torch form
+(Python numbers, as torch calls it) and a JAX form.
+
+``run_torch(case)`` returns ``{"lr": [[per-group lr] per step], "momentum": ...}`` from torch
+itself; ``build_lrjax(case)`` returns ``(lr_schedule, momentum_schedule or None)``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import jax.numpy as jnp
+
+import lrjax
+
+
+# ---------------------------------------------------------------------------------------------
+# Named functions for lr_lambda / scale_fn: (torch form, JAX form)
+# ---------------------------------------------------------------------------------------------
+
+
+def _jfloat(e):
+    return jnp.asarray(e).astype(float)
+
+
+def function(name: str) -> tuple[Any, Any]:
+    kind, _, arg = name.partition(":")
+    a = float(arg) if arg else None
+    if kind == "const":  # lambda epoch: a
+        return (lambda e: a), (lambda e: a)
+    if kind == "exp":  # lambda epoch: a ** epoch
+        return (lambda e: a**e), (lambda e: a ** _jfloat(e))
+    if kind == "div":  # lambda epoch: epoch // a  (torch's docs example, a = 30)
+        n = int(a)
+        return (lambda e: e // n), (lambda e: e // n)
+    if kind == "warmup":  # lambda epoch: min(epoch / a, 1.0)  (the seed's warm-up)
+        return (lambda e: min(e / a, 1.0)), (lambda e: jnp.minimum(_jfloat(e) / a, 1.0))
+    if kind == "skip0":  # lambda epoch: 0.0 if epoch == 0 else a
+        return (lambda e: 0.0 if e == 0 else a), (lambda e: jnp.where(e == 0, 0.0, a))
+    if kind == "inv":  # lambda epoch: 1 / (1 + a * epoch)
+        return (lambda e: 1.0 / (1.0 + a * e)), (lambda e: 1.0 / (1.0 + a * _jfloat(e)))
+    if kind == "halfpow":  # scale_fn: 1 / 2 ** (x - 1)
+        return (lambda x: 1 / (2.0 ** (x - 1))), (lambda x: 1 / (2.0 ** (_jfloat(x) - 1)))
+    if kind == "pow":  # scale_fn: a ** x
+        return (lambda x: a**x), (lambda x: a ** _jfloat(x))
+    raise KeyError(name)
+
+
+FUNCTIONS = ["const:0.95", "exp:0.95", "div:30", "warmup:10", "skip0:0.5", "inv:0.1", "halfpow", "pow:0.99"]
+_FUNCTION_ARGS = ("lr_lambda", "scale_fn")
+
+
+def _functions(kwargs: dict, which: int) -> dict:
+    out = dict(kwargs)
+    for key in _FUNCTION_ARGS:
+        if key in out and out[key] is not None:
+            v = out[key]
+            out[key] = [function(x)[which] for x in v] if isinstance(v, list) else function(v)[which]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# torch
+# ---------------------------------------------------------------------------------------------
+
+_MOMENTUM_SCHEDULERS = ("CyclicLR", "OneCycleLR")
+
+
+def _torch_scheduler(L, opt, spec: dict):
+    name = spec["scheduler"]
+    kwargs = _functions(spec.get("kwargs", {}), 0)
+    return getattr(L, name)(opt, **kwargs)
+
+
+def run_torch(case: dict) -> dict:
+    """Runs the case in torch; returns per-step lrs (and momenta) for every parameter group."""
+    import torch
+    from torch.optim import lr_scheduler as L
+
+    base = case["base_lr"]
+    groups = base if isinstance(base, list) else [base]
+    params = [torch.nn.Parameter(torch.zeros(1)) for _ in groups]
+    param_groups = [{"params": [p], "lr": float(b)} for p, b in zip(params, groups)]
+    cycles_momentum = case["scheduler"] in _MOMENTUM_SCHEDULERS and case.get("kwargs", {}).get("cycle_momentum", True)
+    if case.get("optimizer", "SGD") == "Adam":
+        opt = torch.optim.Adam(param_groups)
+    else:
+        opt = torch.optim.SGD(param_groups, momentum=0.9 if cycles_momentum else 0.0)
+
+    def momenta():
+        return [g["betas"][0] if "betas" in g else g["momentum"] for g in opt.param_groups]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if case["scheduler"] == "ChainedScheduler":
+            sched = L.ChainedScheduler([_torch_scheduler(L, opt, m) for m in case["members"]])
+        elif case["scheduler"] == "SequentialLR":
+            members = [_torch_scheduler(L, opt, m) for m in case["members"]]
+            sched = L.SequentialLR(opt, members, milestones=case["milestones"])
+        else:
+            sched = _torch_scheduler(L, opt, case)
+        lrs = [[g["lr"] for g in opt.param_groups]]
+        moms = [momenta()] if cycles_momentum else None
+        if "float_steps" in case:
+            lrs, moms = [], None
+            for epoch in case["float_steps"]:
+                opt.step()
+                sched.step(epoch)
+                lrs.append([g["lr"] for g in opt.param_groups])
+        else:
+            for _ in range(case["steps"]):
+                opt.step()
+                sched.step()
+                lrs.append([g["lr"] for g in opt.param_groups])
+                if moms is not None:
+                    moms.append(momenta())
+    out = {"lr": lrs}
+    if moms is not None:
+        out["momentum"] = moms
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# lrjax
+# ---------------------------------------------------------------------------------------------
+
+
+def _lrjax_member(spec: dict, base_lr) -> tuple[Any, Any]:
+    name = spec["scheduler"]
+    kw = _functions(spec.get("kwargs", {}), 1)
+    if name == "LambdaLR":
+        return lrjax.lambda_lr(base_lr, **kw), None
+    if name == "MultiplicativeLR":
+        return lrjax.multiplicative_lr(base_lr, **kw), None
+    if name == "StepLR":
+        return lrjax.step_lr(base_lr, **kw), None
+    if name == "MultiStepLR":
+        return lrjax.multi_step_lr(base_lr, **kw), None
+    if name == "ConstantLR":
+        return lrjax.constant_lr(base_lr, **kw), None
+    if name == "LinearLR":
+        return lrjax.linear_lr(base_lr, **kw), None
+    if name == "ExponentialLR":
+        return lrjax.exponential_lr(base_lr, **kw), None
+    if name == "PolynomialLR":
+        return lrjax.polynomial_lr(base_lr, **kw), None
+    if name == "CosineAnnealingLR":
+        return lrjax.cosine_annealing_lr(base_lr, **kw), None
+    if name == "CosineAnnealingWarmRestarts":
+        return lrjax.cosine_annealing_warm_restarts(base_lr, **kw), None
+    if name == "CyclicLR":
+        momentum_kw = {k: kw.pop(k) for k in ("base_momentum", "max_momentum") if k in kw}
+        cycle = kw.pop("cycle_momentum", True)
+        lr = lrjax.cyclic_lr(**kw)
+        if not cycle:
+            return lr, None
+        shared = {k: v for k, v in kw.items() if k not in ("base_lr", "max_lr")}
+        return lr, lrjax.cyclic_momentum(**momentum_kw, **shared)
+    if name == "OneCycleLR":
+        momentum_kw = {k: kw.pop(k) for k in ("base_momentum", "max_momentum") if k in kw}
+        cycle = kw.pop("cycle_momentum", True)
+        lr = lrjax.one_cycle_lr(**kw)
+        if not cycle:
+            return lr, None
+        shared = {k: v for k, v in kw.items() if k not in ("max_lr", "div_factor", "final_div_factor")}
+        return lr, lrjax.one_cycle_momentum(**momentum_kw, **shared)
+    raise KeyError(name)
+
+
+def torch_initial_lr(case: dict):
+    """The ``initial_lr`` torch's schedulers read as their base: the optimizer's lr, unless the first
+    scheduler constructed on it is a CyclicLR, which sets the lr to its own ``base_lr`` first."""
+    members = case.get("members") or [case]
+    first = members[0]
+    if first["scheduler"] == "CyclicLR":
+        return first["kwargs"]["base_lr"]
+    return case["base_lr"]
+
+
+def build_lrjax(case: dict):
+    base = torch_initial_lr(case)
+    if case["scheduler"] == "ChainedScheduler":
+        members = [_lrjax_member(m, base)[0] for m in case["members"]]
+        return lrjax.chained_scheduler(members, **case.get("chain_kwargs", {})), None
+    if case["scheduler"] == "SequentialLR":
+        members = [_lrjax_member(m, base)[0] for m in case["members"]]
+        return lrjax.sequential_lr(members, case["milestones"]), None
+    return _lrjax_member(case, base)
+
+
+def tolerance(dtype_bits: int) -> tuple[float, float]:
+    """(rtol, atol as a fraction of max|torch|): the precision contract."""
+    return (1e-5, 1e-7) if dtype_bits == 32 else (1e-11, 1e-12)
+
+
+def max_error(ours, theirs) -> tuple[bool, float, int]:
+    """Whether ``ours`` meets the contract for float32 values ... returns (ok, worst ratio, index)."""
+    raise NotImplementedError
+
+
+def finite_max(values) -> float:
+    return max((abs(v) for row in values for v in (row if isinstance(row, list) else [row]) if math.isfinite(v)),
+               default=0.0)
