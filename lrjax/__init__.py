@@ -7,6 +7,9 @@ is the learning rate torch's scheduler holds after ``step`` calls of ``scheduler
 from lrjax._base import LRSchedule as LRSchedule
 from lrjax._base import Schedule as Schedule
 from lrjax._compose import chained_scheduler as chained_scheduler
+from lrjax._config import available as available_schedules
+from lrjax._config import from_config as from_config
+from lrjax._config import to_config as to_config
 from lrjax._compose import sequential_lr as sequential_lr
 from lrjax._cosine import cosine_annealing_lr as cosine_annealing_lr
 from lrjax._cosine import cosine_annealing_warm_restarts as cosine_annealing_warm_restarts
@@ -29,6 +32,9 @@ __version__ = "0.1.0"
 __all__ = [
     "LRSchedule",
     "Schedule",
+    "available_schedules",
+    "from_config",
+    "to_config",
     "chained_scheduler",
     "constant_lr",
     "cosine_annealing_lr",
