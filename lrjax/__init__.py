@@ -16,6 +16,9 @@ from lrjax._cosine import cosine_annealing_warm_restarts as cosine_annealing_war
 from lrjax._cyclic import cyclic_lr as cyclic_lr
 from lrjax._cyclic import cyclic_momentum as cyclic_momentum
 from lrjax._epoch import per_epoch as per_epoch
+from lrjax._find_lr import FindLRResult as FindLRResult
+from lrjax._find_lr import find_lr as find_lr
+from lrjax._find_lr import plot_lr_find as plot_lr_find
 from lrjax._lambda import lambda_lr as lambda_lr
 from lrjax._lambda import multiplicative_lr as multiplicative_lr
 from lrjax._linear import constant_lr as constant_lr
@@ -23,9 +26,11 @@ from lrjax._linear import linear_lr as linear_lr
 from lrjax._linear import polynomial_lr as polynomial_lr
 from lrjax._one_cycle import one_cycle_lr as one_cycle_lr
 from lrjax._one_cycle import one_cycle_momentum as one_cycle_momentum
+from lrjax._plot import plot as plot
 from lrjax._step import exponential_lr as exponential_lr
 from lrjax._step import multi_step_lr as multi_step_lr
 from lrjax._step import step_lr as step_lr
+from lrjax._torch import from_torch as from_torch
 
 __version__ = "0.1.0"
 
@@ -42,6 +47,9 @@ __all__ = [
     "cyclic_lr",
     "cyclic_momentum",
     "exponential_lr",
+    "FindLRResult",
+    "find_lr",
+    "from_torch",
     "lambda_lr",
     "linear_lr",
     "multi_step_lr",
@@ -49,6 +57,8 @@ __all__ = [
     "one_cycle_lr",
     "one_cycle_momentum",
     "per_epoch",
+    "plot",
+    "plot_lr_find",
     "polynomial_lr",
     "sequential_lr",
     "step_lr",

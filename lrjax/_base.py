@@ -288,8 +288,8 @@ class LRSchedule:
         return dict(self._kwargs)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{k}={fmt(v)}" for k, v in self._kwargs.items())
-        return f"lrjax.{self._fn_name}({args})"
+        args = ", ".join(f"{k}={fmt(v)}" for k, v in getattr(self, "_kwargs", {}).items())
+        return f"lrjax.{getattr(self, '_fn_name', type(self).__name__)}({args})"
 
 
 class MultiplicativeSchedule(LRSchedule):

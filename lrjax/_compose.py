@@ -76,7 +76,8 @@ def _simulate(members: Sequence[LRSchedule], base: Any, horizon: int) -> np.ndar
                 if a_total.ndim < a.ndim:
                     a_total, c_total = a_total[:, None], c_total[:, None]
                 a_total, c_total = a * a_total, a * c_total + c
-            lr0 = jnp.broadcast_to(jnp.asarray(base, jnp.float64), a_total.shape[1:])
+            shape = jnp.broadcast_shapes(np.shape(base), a_total.shape[1:], c_total.shape[1:])
+            lr0 = jnp.broadcast_to(jnp.asarray(base, jnp.float64), shape)
 
             def body(lr, ac):
                 lr = ac[0] * lr + ac[1]
@@ -328,8 +329,12 @@ class _Sequential(LRSchedule):
         if m.torch_class == "MultiplicativeLR":
             # torch has no closed form for it: it multiplies the lr reached so far by lr_lambda(0).
             previous = optax.join_schedules(earlier, self.milestones[: i - 1]) if i > 1 else earlier[0]
-            carried = previous(jnp.asarray(entry - 1)) * m.lambda_at_zero()
-            return lambda u: carried * m.factor(_base.as_step(u))
+
+            def continued(u):
+                carried = jnp.asarray(previous(jnp.asarray(entry - 1))) * m.lambda_at_zero()
+                return carried * m.factor(_base.as_step(u))
+
+            return continued
         return m
 
     def __repr__(self) -> str:

@@ -11,13 +11,12 @@ with optionally ``"float_steps": [...]`` (CosineAnnealingWarmRestarts' ``step(ep
 ``scale_fn``) are named: ``"exp:0.95"`` etc., see :data:`FUNCTIONS`; each name has a torch form
 (Python numbers, as torch calls it) and a JAX form.
 
-``run_torch(case)`` returns ``{"lr": [[per-group lr] per step], "momentum": ...}`` from torch
-itself; ``build_lrjax(case)`` returns ``(lr_schedule, momentum_schedule or None)``.
+``run_torch(case)`` returns ``{"lr": [[lr per step] per group], "momentum": ...}`` from torch
+itself (step 0 first: the lr right after construction); ``build_lrjax(case)`` returns ``(lr_schedule, momentum_schedule or None)``.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any
 
@@ -126,9 +125,9 @@ def run_torch(case: dict) -> dict:
                 lrs.append([g["lr"] for g in opt.param_groups])
                 if moms is not None:
                     moms.append(momenta())
-    out = {"lr": lrs}
+    out = {"lr": [list(g) for g in zip(*lrs)]}  # one list per parameter group
     if moms is not None:
-        out["momentum"] = moms
+        out["momentum"] = [list(g) for g in zip(*moms)]
     return out
 
 
@@ -143,6 +142,9 @@ def _lrjax_member(spec: dict, base_lr) -> tuple[Any, Any]:
     if name == "LambdaLR":
         return lrjax.lambda_lr(base_lr, **kw), None
     if name == "MultiplicativeLR":
+        lam = spec["kwargs"]["lr_lambda"]
+        if any(not n.startswith("const:") for n in (lam if isinstance(lam, list) else [lam])):
+            kw.setdefault("total_steps", spec.get("steps", 1000))  # a step-dependent lambda is tabulated
         return lrjax.multiplicative_lr(base_lr, **kw), None
     if name == "StepLR":
         return lrjax.step_lr(base_lr, **kw), None
@@ -200,16 +202,33 @@ def build_lrjax(case: dict):
     return _lrjax_member(case, base)
 
 
-def tolerance(dtype_bits: int) -> tuple[float, float]:
-    """(rtol, atol as a fraction of max|torch|): the precision contract."""
-    return (1e-5, 1e-7) if dtype_bits == 32 else (1e-11, 1e-12)
+def tolerance(bits: int) -> tuple[float, float]:
+    """(rtol, atol as a fraction of max|torch|): the precision contract of lrjax against torch."""
+    return (1e-5, 1e-7) if bits == 32 else (1e-11, 1e-12)
 
 
-def max_error(ours, theirs) -> tuple[bool, float, int]:
-    """Whether ``ours`` meets the contract for float32 values ... returns (ok, worst ratio, index)."""
-    raise NotImplementedError
+def compare(ours, theirs, bits: int) -> tuple[float, float]:
+    """Checks ``|ours - theirs| <= rtol |theirs| + atol max|theirs|`` elementwise (arrays of equal shape).
 
+    Returns ``(worst error / allowed, worst relative error)``; raises AssertionError naming the first
+    failing index with both values.
+    """
+    import numpy as np
 
-def finite_max(values) -> float:
-    return max((abs(v) for row in values for v in (row if isinstance(row, list) else [row]) if math.isfinite(v)),
-               default=0.0)
+    ours = np.asarray(ours, dtype=np.float64)
+    theirs = np.asarray(theirs, dtype=np.float64)
+    assert ours.shape == theirs.shape, f"shape {ours.shape} != torch's {theirs.shape}"
+    assert np.all(np.isfinite(ours)), "lrjax produced a non-finite value"
+    rtol, atol = tolerance(bits)
+    err = np.abs(ours - theirs)
+    allowed = rtol * np.abs(theirs) + atol * np.max(np.abs(theirs))
+    bad = np.argwhere(err > allowed)
+    if bad.size:
+        i = tuple(bad[0])
+        raise AssertionError(
+            f"{len(bad)} value(s) differ from torch beyond rtol={rtol}, atol={atol}*max|torch| (float{bits}); "
+            f"first at index {i}: lrjax {ours[i]!r}, torch {theirs[i]!r}"
+        )
+    ratio = float(np.max(err / np.maximum(allowed, np.finfo(float).tiny))) if err.size else 0.0
+    rel = float(np.max(err / np.maximum(np.abs(theirs), np.finfo(float).tiny))) if err.size else 0.0
+    return ratio, rel
