@@ -26,6 +26,12 @@ from lrjax._linear import linear_lr as linear_lr
 from lrjax._linear import polynomial_lr as polynomial_lr
 from lrjax._one_cycle import one_cycle_lr as one_cycle_lr
 from lrjax._one_cycle import one_cycle_momentum as one_cycle_momentum
+from lrjax._plateau import PlateauSchedule as PlateauSchedule
+from lrjax._plateau import PlateauState as PlateauState
+from lrjax._plateau import ReduceLROnPlateau as ReduceLROnPlateau
+from lrjax._plateau import chained_plateau as chained_plateau
+from lrjax._plateau import reduce_lr_on_plateau as reduce_lr_on_plateau
+from lrjax._plateau import sequential_plateau as sequential_plateau
 from lrjax._plot import plot as plot
 from lrjax._step import exponential_lr as exponential_lr
 from lrjax._step import multi_step_lr as multi_step_lr
@@ -36,10 +42,14 @@ __version__ = "0.1.0"
 
 __all__ = [
     "LRSchedule",
+    "PlateauSchedule",
+    "PlateauState",
+    "ReduceLROnPlateau",
     "Schedule",
     "available_schedules",
     "from_config",
     "to_config",
+    "chained_plateau",
     "chained_scheduler",
     "constant_lr",
     "cosine_annealing_lr",
@@ -60,6 +70,8 @@ __all__ = [
     "plot",
     "plot_lr_find",
     "polynomial_lr",
+    "reduce_lr_on_plateau",
     "sequential_lr",
+    "sequential_plateau",
     "step_lr",
 ]

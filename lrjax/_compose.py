@@ -64,27 +64,24 @@ def _simulate(members: Sequence[LRSchedule], base: Any, horizon: int) -> np.ndar
     try:
         with jax.enable_x64(True), jax.ensure_compile_time_eval():
             steps = jnp.arange(horizon + 1, dtype=jnp.int64)
-            a_total = jnp.ones((horizon + 1,), jnp.float64)
-            c_total = jnp.zeros((horizon + 1,), jnp.float64)
+            # Every member's update at every step as lr <- a * lr + c, composed in list order; arrays
+            # of shape (steps, groups or 1).
+            a_total = jnp.ones((horizon + 1, 1), jnp.float64)
+            c_total = jnp.zeros((horizon + 1, 1), jnp.float64)
             for m in members:
                 a, c = jax.vmap(lambda s, m=m: _step_map(m, s))(steps)
-                a, c = jnp.asarray(a), jnp.asarray(c)
-                if a.ndim < c.ndim:
-                    a = a[:, None]
-                if c.ndim < a.ndim:
-                    c = c[:, None]
-                if a_total.ndim < a.ndim:
-                    a_total, c_total = a_total[:, None], c_total[:, None]
+                a, c = jnp.reshape(a, (horizon + 1, -1)), jnp.reshape(c, (horizon + 1, -1))
                 a_total, c_total = a * a_total, a * c_total + c
-            shape = jnp.broadcast_shapes(np.shape(base), a_total.shape[1:], c_total.shape[1:])
-            lr0 = jnp.broadcast_to(jnp.asarray(base, jnp.float64), shape)
+            groups = jnp.broadcast_shapes((np.size(base),), a_total.shape[1:], c_total.shape[1:])
+            lr0 = jnp.broadcast_to(jnp.reshape(jnp.asarray(base, jnp.float64), (-1,)), groups)
 
             def body(lr, ac):
                 lr = ac[0] * lr + ac[1]
                 return lr, lr
 
             _, table = jax.lax.scan(body, lr0, (a_total, c_total))
-            return np.asarray(table, dtype=np.float64)
+            table = np.asarray(table, dtype=np.float64)
+            return table if np.ndim(base) == 1 else table[:, 0]
     except jax.errors.ConcretizationTypeError as e:
         raise ValueError(
             "This chained_scheduler has no closed form in torch, so lrjax precomputes torch's recursion; "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -74,16 +75,18 @@ class _Carry(NamedTuple):
     stopped: jax.Array  # shape=(), bool: the loss has diverged; no more updates
 
 
-def _sweep(params, batches, start_lr, end_lr, smooth, diverge_factor, *, loss_fn, optimizer, num_steps):
+def _sweep(params, batches, start_lr, end_lr, smooth, diverge_factor, *, loss_fn, optimizer, num_steps, has_aux):
     dtype = _base.float_dtype()
     # lr_i = start_lr * (end_lr / start_lr) ** (i / (num_steps - 1)), the optimizer's count being i.
     gamma = jnp.exp((jnp.log(end_lr) - jnp.log(start_lr)) / (num_steps - 1))
     schedule = exponential_lr(start_lr, gamma=gamma)
     tx = optimizer(learning_rate=schedule)
-    value_and_grad = jax.value_and_grad(loss_fn)
+    value_and_grad = jax.value_and_grad(loss_fn, has_aux=has_aux)
 
     def active(carry: _Carry, step, batch):
         loss, grads = value_and_grad(carry.params, batch)
+        if has_aux:
+            loss = loss[0]
         loss = jnp.asarray(loss).astype(dtype)
         avg = smooth * carry.avg + (1 - smooth) * loss
         decay_power = carry.decay_power * smooth
@@ -117,7 +120,7 @@ def _sweep(params, batches, start_lr, end_lr, smooth, diverge_factor, *, loss_fn
     return lrs, losses, smoothed, ran, final.stopped
 
 
-_STATIC = ("loss_fn", "optimizer", "num_steps")
+_STATIC = ("loss_fn", "optimizer", "num_steps", "has_aux")
 _sweep_jit = jax.jit(_sweep, static_argnames=_STATIC)
 
 
@@ -143,6 +146,7 @@ def find_lr(
     diverge_factor: float | None = 4.0,
     skip_start: int = 10,
     skip_end: int = 1,
+    has_aux: bool = False,
 ) -> FindLRResult:
     r"""The learning-rate range test: train briefly while the lr grows exponentially, watch the loss.
 
@@ -173,7 +177,7 @@ def find_lr(
 
     Args:
         loss_fn: ``loss_fn(params, batch) -> scalar loss`` (positive, as a training loss is),
-            differentiable in ``params`` and written in JAX.
+            differentiable in ``params`` and written in JAX (``-> (loss, aux)`` with ``has_aux``).
         params: a pytree of arrays (for Flax NNX: ``nnx.split(model)`` and merge inside
             ``loss_fn``).
         batches: a pytree whose leaves all have a leading axis of length ``num_steps``: batch
@@ -187,6 +191,7 @@ def find_lr(
         diverge_factor: stop when the smoothed loss exceeds this multiple of its minimum; ``> 1``, or
             ``None`` to stop only on a non-finite loss.
         skip_start, skip_end: steps left out at the ends of the curve when suggesting an lr.
+        has_aux: ``loss_fn`` returns ``(loss, aux)`` (as for ``jax.value_and_grad``); aux is dropped.
 
     Returns:
         A :class:`FindLRResult`: ``lrs``, ``losses``, ``smoothed_losses`` for the steps run (up to
@@ -201,12 +206,13 @@ def find_lr(
 
     Examples:
         >>> import jax.numpy as jnp, lrjax
-        >>> # least squares 0.5 * |x w - y|^2 / n with E[x^2] = 1: SGD diverges for lr > 2
-        >>> xs = jnp.linspace(-1.7, 1.7, 100 * 16).reshape(100, 16)
-        >>> loss_fn = lambda w, b: 0.5 * jnp.mean((b * w - 3.0 * b) ** 2)
-        >>> result = lrjax.find_lr(loss_fn, jnp.zeros(()), xs, start_lr=1e-3, end_lr=100.0)
-        >>> result.diverged, 2 < result.diverged_lr, result.suggested_lr < 2
+        >>> # loss 0.5 (w - b)^2 for a target b per step: the Hessian is 1, SGD is stable for lr < 2
+        >>> loss_fn = lambda w, b: 0.5 * (w - b) ** 2
+        >>> targets = jnp.linspace(2.0, 4.0, 100)  # one batch (here: one target) per step
+        >>> result = lrjax.find_lr(loss_fn, jnp.zeros(()), targets, start_lr=1e-3, end_lr=100.0)
+        >>> result.diverged, result.diverged_lr > 2.0, result.suggested_lr < 2.0
         (True, True, True)
+        >>> fig = result.plot()  # doctest: +SKIP
     """
     if not callable(loss_fn):
         raise ValueError(f"loss_fn must be a function loss_fn(params, batch) -> scalar, got {loss_fn!r}")
@@ -247,16 +253,11 @@ def find_lr(
     dtype = _base.float_dtype()
     args = (params, batches, jnp.asarray(start_lr, dtype), jnp.asarray(end_lr, dtype), jnp.asarray(smooth, dtype))
     factor = None if diverge_factor is None else jnp.asarray(diverge_factor, dtype)
-    static = {"loss_fn": loss_fn, "optimizer": optimizer, "num_steps": num_steps}
+    static = {"loss_fn": loss_fn, "optimizer": optimizer, "num_steps": num_steps, "has_aux": bool(has_aux)}
     if _hashable(loss_fn, optimizer):
-        sweep = _sweep_jit
+        out = _sweep_jit(*args, factor, **static)
     else:  # unhashable callables cannot be static arguments: compile a closure (once per call)
-        sweep = jax.jit(lambda *a, **k: _sweep(*a, **k, **static))
-        static = {}
-    if factor is None:
-        out = sweep(*args, None, **static)
-    else:
-        out = sweep(*args, factor, **static)
+        out = jax.jit(functools.partial(_sweep, **static))(*args, factor)
     lrs, losses, smoothed, ran, stopped = (np.asarray(x) for x in jax.device_get(out))
     n = int(ran.sum())
     diverged = bool(stopped)
@@ -267,7 +268,7 @@ def find_lr(
 def plot_lr_find(result: FindLRResult, ax: Any = None, *, title: str | None = None, raw: bool = True):
     """Plots an LR range test: smoothed loss (and the raw loss, faint) against the lr, log x axis.
 
-    The suggested lr is marked with a dot and a dotted vertical line, the diverging step with a cross.
+    The suggested lr is marked with a dot on a dotted vertical line, the diverging step with a dashed one.
 
     Args:
         result: what :func:`find_lr` returned.
@@ -287,19 +288,22 @@ def plot_lr_find(result: FindLRResult, ax: Any = None, *, title: str | None = No
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
-    finite = result.smoothed_losses[np.isfinite(result.smoothed_losses)]
-    if finite.size:
-        low, high = float(np.min(finite)), float(finite[0])
-        ax.set_ylim(low - 0.1 * (high - low + 1e-12), high + 0.5 * (high - low + 1e-12))
+    smoothed = result.smoothed_losses[np.isfinite(result.smoothed_losses)]
+    if smoothed.size:
+        # From below the lowest loss drawn to a little above the start: the divergence runs off the top.
+        shown = np.concatenate([smoothed, result.losses[np.isfinite(result.losses)]]) if raw else smoothed
+        low, start = float(np.min(shown)), float(smoothed[0])
+        pad = 0.05 * (start - low) if start > low else 0.05 * abs(start) + 1e-12
+        ax.set_ylim(low - pad, start + 4 * pad)
     if result.suggested_lr is not None:
         i = int(np.flatnonzero(result.lrs == result.suggested_lr)[0])
         ax.axvline(result.suggested_lr, color="C3", linestyle=":", linewidth=1)
         ax.plot([result.suggested_lr], [result.smoothed_losses[i]], "o", color="C3",
                 label=f"suggested lr {result.suggested_lr:.3g}")
     if result.diverged:
-        ax.plot([result.lrs[-1]], [min(result.smoothed_losses[-1], ax.get_ylim()[1])], "x", color="k",
-                label=f"diverged at lr {result.lrs[-1]:.3g}")
+        ax.axvline(result.lrs[-1], color="0.3", linestyle="--", linewidth=1,
+                   label=f"diverged at lr {result.lrs[-1]:.3g}")
     ax.set_title(title if title is not None else "LR range test")
-    ax.grid(True, which="both", alpha=0.3)
+    ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     return fig

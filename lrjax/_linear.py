@@ -203,7 +203,10 @@ class _PolynomialLR(MultiplicativeSchedule):
         super().__init__("polynomial_lr", {"base_lr": self.base_lr, "total_iters": self.total_iters, "power": self.power})
 
     def _pow(self, x: jax.Array) -> jax.Array:
-        return jnp.power(x, const(self.power))
+        # 0 ** power is 0 for any power > 0, even one that rounds to 0 in float32 (torch: float64).
+        p = self.power
+        positive = const(p > 0, jnp.bool_) if not _base.is_traced(p) else p > 0
+        return jnp.where(x == 0, jnp.where(positive, const(0.0), const(1.0)), jnp.power(x, const(p)))
 
     def factor(self, t):
         n = self.total_iters

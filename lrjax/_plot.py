@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+import inspect
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax._base import LRSchedule
+from lrjax._base import LRSchedule, fmt
 
-_MAX_LABEL = 72
+_MAX_LABEL = 90
 
 
 def require_matplotlib():
@@ -37,9 +38,19 @@ def new_axes(ax: Any = None, figsize: tuple[float, float] | None = None):
 
 
 def label_of(schedule: Callable) -> str:
-    """A legend label: the schedule's repr (``step_lr(base_lr=0.1, ...)``), or its function name."""
+    """A legend label: the schedule's name and the arguments that differ from their defaults
+    (``step_lr(base_lr=0.1, step_size=30)``), its name alone if that is long, or a function's name."""
     if isinstance(schedule, LRSchedule):
-        text = repr(schedule).removeprefix("lrjax.")
+        import lrjax
+
+        fn = getattr(lrjax, schedule._fn_name, None)
+        defaults = {}
+        if fn is not None:
+            defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
+                        if p.default is not inspect.Parameter.empty}
+        args = ", ".join(f"{k}={fmt(v)}" for k, v in schedule.kwargs.items()
+                         if k not in defaults or fmt(v) != fmt(defaults[k]))
+        text = f"{schedule._fn_name}({args})"
         return text if len(text) <= _MAX_LABEL else schedule._fn_name
     return getattr(schedule, "__name__", type(schedule).__name__)
 
@@ -64,7 +75,7 @@ def evaluate(schedule: Callable, steps: np.ndarray) -> np.ndarray:
     Vectorised with ``jax.vmap``; a schedule JAX cannot trace is called once per step with Python numbers.
     """
     try:
-        values = np.asarray(jax.vmap(schedule)(jnp.asarray(steps)))
+        values = np.asarray(jax.jit(jax.vmap(schedule))(jnp.asarray(steps)))
     except Exception:  # noqa: BLE001 - not traceable: call it as torch would, with Python numbers
         values = np.asarray([np.asarray(schedule(t.item())) for t in steps])
     if values.ndim > 2 or values.shape[0] != steps.shape[0]:

@@ -12,6 +12,14 @@ import numpy as np
 
 from lrjax import _base
 from lrjax._base import LRSchedule
+from lrjax._compose import chained_scheduler, sequential_lr
+from lrjax._cosine import cosine_annealing_lr, cosine_annealing_warm_restarts
+from lrjax._cyclic import cyclic_lr, cyclic_momentum
+from lrjax._lambda import lambda_lr, multiplicative_lr
+from lrjax._linear import constant_lr, linear_lr, polynomial_lr
+from lrjax._one_cycle import one_cycle_lr, one_cycle_momentum
+from lrjax._plateau import reduce_lr_on_plateau
+from lrjax._step import exponential_lr, multi_step_lr, step_lr
 
 # How many steps (or cycles) a traced lr_lambda / scale_fn is compared with its Python self.
 _CHECK_STEPS = 128
@@ -58,15 +66,16 @@ def _traceable(fn: Callable) -> bool:
     return _base.Probe(fn, "function").traceable
 
 
-def _check_same_in_jax(fn: Callable, args: range, what: str, scheduler: Any) -> None:
+def _check_same_in_jax(fn: Callable, args: range, what: str, scheduler: Any, dtype=jnp.int64) -> None:
     """Raises if ``fn`` traced by JAX disagrees with ``fn`` called on Python ints, as torch calls it.
 
-    A torch lambda such as ``lambda epoch: 10 ** -epoch`` traces without error but computes an
-    integer power under JAX; comparing the two on the first steps catches that.
+    A torch lambda such as ``lambda epoch: 2 ** -epoch`` traces without error but computes an
+    integer power under JAX; comparing the two on the first steps catches that. ``dtype`` is what
+    lrjax passes the function (integer steps for lr_lambda, floats for CyclicLR's scale_fn).
     """
     with jax.enable_x64(True):
         traced = np.asarray(jax.vmap(lambda k: jnp.asarray(fn(k)).astype(jnp.float64))(
-            jnp.asarray(list(args), jnp.int64)))
+            jnp.asarray(list(args), dtype)))
     for k, value in zip(args, traced):
         expected = float(fn(k))
         if not (value == expected or abs(value - expected) <= 1e-9 * max(abs(expected), abs(value))):
@@ -77,18 +86,44 @@ def _check_same_in_jax(fn: Callable, args: range, what: str, scheduler: Any) -> 
             )
 
 
-def _lambdas(scheduler: Any, total_steps: int | None) -> Callable | list[Callable]:
+def _python_table(fn: Callable, last: int, first: int) -> Callable:
+    """``fn`` called with the Python ints ``first..last``, as torch calls it, as a JAX lookup function.
+
+    (Handing a traceable ``fn`` to lrjax with ``total_steps`` would evaluate it traced, where
+    ``lambda epoch: 2 ** -epoch`` is an integer power.) MultiplicativeLR never calls ``fn(0)``
+    (``first=1``): it is tabulated only if it can be computed, for SequentialLR, which calls it.
+    """
+    table = np.full(last + 1, np.nan, dtype=np.float64)
+    for k in range(last + 1):
+        try:
+            table[k] = float(fn(k))
+        except Exception:  # noqa: BLE001 - torch never calls fn(k) for k < first
+            if k >= first:
+                raise
+
+    def lookup(step):
+        index = jnp.clip(jnp.asarray(step), 0, last)
+        return _base.const(table)[index]
+
+    lookup.__name__ = getattr(fn, "__name__", "lr_lambda")
+    return lookup
+
+
+def _lambdas(scheduler: Any, total_steps: int | None, first: int = 0) -> Callable | list[Callable]:
     fns = _one_or_list(scheduler.lr_lambdas)
-    if total_steps is None:
-        for f in fns if isinstance(fns, list) else [fns]:
-            if not _traceable(f):
-                raise ValueError(
-                    f"the lr_lambda of {_name(scheduler)} is a Python function JAX cannot trace "
-                    f"({getattr(f, '__name__', f)!r}). Pass total_steps=N to from_torch: lrjax then evaluates it "
-                    "once per step for steps 0..N with Python ints, exactly as torch calls it, and the schedule "
-                    "looks the values up (later steps hold the last value)."
-                )
-            _check_same_in_jax(f, range(_CHECK_STEPS), "lr_lambda", scheduler)
+    listed = fns if isinstance(fns, list) else [fns]
+    if total_steps is not None:
+        tables = [_python_table(f, total_steps, first) for f in listed]
+        return tables if isinstance(fns, list) else tables[0]
+    for f in listed:
+        if not _traceable(f):
+            raise ValueError(
+                f"the lr_lambda of {_name(scheduler)} is a Python function JAX cannot trace "
+                f"({getattr(f, '__name__', f)!r}). Pass total_steps=N to from_torch: lrjax then evaluates it "
+                "once per step for steps 0..N with Python ints, exactly as torch calls it, and the schedule "
+                "looks the values up (later steps hold the last value)."
+            )
+        _check_same_in_jax(f, range(first, _CHECK_STEPS), "lr_lambda", scheduler)
     return fns
 
 
@@ -105,7 +140,8 @@ def _scale_fn(scheduler: Any, total_steps: int | None) -> Callable | None:
                 f"({getattr(fn, '__name__', fn)!r}). Pass total_steps=N to from_torch: lrjax then tabulates it "
                 "with Python ints, as torch calls it, over the first N steps."
             )
-        _check_same_in_jax(fn, range(1, _CHECK_STEPS) if by_cycle else range(_CHECK_STEPS), "scale_fn", scheduler)
+        _check_same_in_jax(fn, range(1, _CHECK_STEPS) if by_cycle else range(_CHECK_STEPS), "scale_fn", scheduler,
+                           dtype=jnp.float64)
         return fn
     # torch calls scale_fn(cycle) with cycle = floor(1 + t / total_size), or scale_fn(t).
     first, last = (1, math.floor(1 + total_steps / scheduler.total_size)) if by_cycle else (0, total_steps)
@@ -125,43 +161,34 @@ def _scale_fn(scheduler: Any, total_steps: int | None) -> Callable | None:
 
 
 def _lambda_lr(s, total_steps):
-    import lrjax
-
-    return lrjax.lambda_lr(_groups(s.base_lrs), _lambdas(s, total_steps), total_steps=total_steps)
+    return lambda_lr(_groups(s.base_lrs), _lambdas(s, total_steps), total_steps=total_steps)
 
 
 def _multiplicative_lr(s, total_steps):
-    import lrjax
-
     fns = _one_or_list(s.lr_lambdas)
-    listed = fns if isinstance(fns, list) else [fns]
     if total_steps is None:
-        for f in listed:
+        for f in fns if isinstance(fns, list) else [fns]:
             probe = _base.Probe(f, "lr_lambda")
-            if not probe.traceable or probe.depends_on_step:
+            if probe.traceable and probe.depends_on_step:
                 raise ValueError(
-                    f"the lr_lambda of {_name(s)} depends on the step (or JAX cannot trace it), so the lr is the "
-                    "product lr_lambda(1) * ... * lr_lambda(t), which has no closed form. Pass total_steps=N to "
+                    f"the lr_lambda of {_name(s)} depends on the step, so the lr is the product "
+                    "lr_lambda(1) * ... * lr_lambda(t), which has no closed form. Pass total_steps=N to "
                     "from_torch: lrjax then tabulates the product for steps 0..N, calling lr_lambda with "
                     "Python ints as torch does."
                 )
-            _check_same_in_jax(f, range(1, 4), "lr_lambda", s)
-    return lrjax.multiplicative_lr(_groups(s.base_lrs), fns, total_steps=total_steps)
+    # torch never calls lr_lambda(0) for MultiplicativeLR: compare from step 1.
+    return multiplicative_lr(_groups(s.base_lrs), _lambdas(s, total_steps, first=1), total_steps=total_steps)
 
 
 def _step_lr(s, total_steps):
-    import lrjax
-
     # torch decays when t % step_size == 0: a negative step_size acts as its absolute value.
-    return lrjax.step_lr(_groups(s.base_lrs), step_size=abs(s.step_size), gamma=s.gamma)
+    return step_lr(_groups(s.base_lrs), step_size=abs(s.step_size), gamma=s.gamma)
 
 
 def _multi_step_lr(s, total_steps):
-    import lrjax
-
     # A Counter: elements() repeats a milestone as often as it was given. Negative ones never apply.
     milestones = sorted(m for m in s.milestones.elements() if m >= 0)
-    return lrjax.multi_step_lr(_groups(s.base_lrs), milestones=milestones, gamma=s.gamma)
+    return multi_step_lr(_groups(s.base_lrs), milestones=milestones, gamma=s.gamma)
 
 
 def _iters(n: int) -> int:
@@ -170,41 +197,29 @@ def _iters(n: int) -> int:
 
 
 def _constant_lr(s, total_steps):
-    import lrjax
-
-    return lrjax.constant_lr(_groups(s.base_lrs), factor=s.factor, total_iters=_iters(s.total_iters))
+    return constant_lr(_groups(s.base_lrs), factor=s.factor, total_iters=_iters(s.total_iters))
 
 
 def _linear_lr(s, total_steps):
-    import lrjax
-
-    return lrjax.linear_lr(_groups(s.base_lrs), start_factor=s.start_factor, end_factor=s.end_factor,
+    return linear_lr(_groups(s.base_lrs), start_factor=s.start_factor, end_factor=s.end_factor,
                            total_iters=_iters(s.total_iters))
 
 
 def _exponential_lr(s, total_steps):
-    import lrjax
-
-    return lrjax.exponential_lr(_groups(s.base_lrs), gamma=s.gamma)
+    return exponential_lr(_groups(s.base_lrs), gamma=s.gamma)
 
 
 def _polynomial_lr(s, total_steps):
-    import lrjax
-
-    return lrjax.polynomial_lr(_groups(s.base_lrs), total_iters=_iters(s.total_iters), power=s.power)
+    return polynomial_lr(_groups(s.base_lrs), total_iters=_iters(s.total_iters), power=s.power)
 
 
 def _cosine_annealing_lr(s, total_steps):
-    import lrjax
-
     # torch's recursion only uses T_max through cos(pi / T_max) and t % (2 T_max): -T_max acts as T_max.
-    return lrjax.cosine_annealing_lr(_groups(s.base_lrs), T_max=abs(s.T_max), eta_min=s.eta_min)
+    return cosine_annealing_lr(_groups(s.base_lrs), T_max=abs(s.T_max), eta_min=s.eta_min)
 
 
 def _cosine_annealing_warm_restarts(s, total_steps):
-    import lrjax
-
-    return lrjax.cosine_annealing_warm_restarts(_groups(s.base_lrs), T_0=s.T_0, T_mult=s.T_mult, eta_min=s.eta_min)
+    return cosine_annealing_warm_restarts(_groups(s.base_lrs), T_0=s.T_0, T_mult=s.T_mult, eta_min=s.eta_min)
 
 
 def _cyclic_step_sizes(s) -> tuple[float, float]:
@@ -228,17 +243,13 @@ def _cyclic_shared(s, total_steps) -> dict[str, Any]:
 
 
 def _cyclic_lr(s, total_steps):
-    import lrjax
-
-    return lrjax.cyclic_lr(_groups(s.base_lrs), _groups(s.max_lrs), **_cyclic_shared(s, total_steps))
+    return cyclic_lr(_groups(s.base_lrs), _groups(s.max_lrs), **_cyclic_shared(s, total_steps))
 
 
 def _cyclic_momentum(s, total_steps):
-    import lrjax
-
     if not s.cycle_momentum:
         return None
-    return lrjax.cyclic_momentum(_groups(s.base_momentums), _groups(s.max_momentums), **_cyclic_shared(s, total_steps))
+    return cyclic_momentum(_groups(s.base_momentums), _groups(s.max_momentums), **_cyclic_shared(s, total_steps))
 
 
 def _one_cycle_common(s) -> dict[str, Any]:
@@ -257,8 +268,6 @@ def _one_cycle_common(s) -> dict[str, Any]:
 
 
 def _one_cycle_lr(s, total_steps):
-    import lrjax
-
     groups = s.optimizer.param_groups
     max_lr = [float(g["max_lr"]) for g in groups]
     initial = [float(g["initial_lr"]) for g in groups]
@@ -266,30 +275,24 @@ def _one_cycle_lr(s, total_steps):
     # torch keeps initial_lr = max_lr / div_factor and min_lr = initial_lr / final_div_factor per group.
     div = max_lr[0] / initial[0]
     final_div = initial[0] / minimum[0]
-    return lrjax.one_cycle_lr(_groups(max_lr), div_factor=div, final_div_factor=final_div, **_one_cycle_common(s))
+    return one_cycle_lr(_groups(max_lr), div_factor=div, final_div_factor=final_div, **_one_cycle_common(s))
 
 
 def _one_cycle_momentum(s, total_steps):
-    import lrjax
-
     if not s.cycle_momentum:
         return None
     groups = s.optimizer.param_groups
-    return lrjax.one_cycle_momentum(base_momentum=_groups([g["base_momentum"] for g in groups]),
+    return one_cycle_momentum(base_momentum=_groups([g["base_momentum"] for g in groups]),
                                     max_momentum=_groups([g["max_momentum"] for g in groups]),
                                     **_one_cycle_common(s))
 
 
 def _chained(s, total_steps):
-    import lrjax
-
-    return lrjax.chained_scheduler([_convert(m, total_steps) for m in s._schedulers], total_steps=total_steps)
+    return chained_scheduler([_convert(m, total_steps) for m in s._schedulers], total_steps=total_steps)
 
 
 def _sequential(s, total_steps):
-    import lrjax
-
-    return lrjax.sequential_lr([_convert(m, total_steps) for m in s._schedulers], milestones=list(s._milestones))
+    return sequential_lr([_convert(m, total_steps) for m in s._schedulers], milestones=list(s._milestones))
 
 
 _LR = {
@@ -381,8 +384,8 @@ def _check_current(scheduler: Any, name: str, lr: LRSchedule, momentum: LRSchedu
     if momentum is not None:
         pairs.append(("momentum", momentum, _momenta(optimizer)))
     for what, schedule, held in pairs:
-        with jax.enable_x64(True):
-            ours = np.broadcast_to(np.asarray(schedule(t), np.float64), (len(held),))
+        with jax.enable_x64(True):  # one compiled call: cheaper than op-by-op for composite schedules
+            ours = np.broadcast_to(np.asarray(jax.jit(schedule)(jnp.asarray(t)), np.float64), (len(held),))
         held = np.asarray(held, np.float64)
         scale = max(float(np.max(np.abs(held))), 1e-300)
         if not np.all(np.abs(ours - held) <= _CHECK_RTOL * np.abs(held) + 1e-12 * scale):
@@ -401,16 +404,21 @@ def _check_current(scheduler: Any, name: str, lr: LRSchedule, momentum: LRSchedu
 
 
 def _plateau(scheduler: Any):
-    import lrjax
-
-    if not hasattr(lrjax, "reduce_lr_on_plateau"):  # pragma: no cover - until lrjax._plateau lands
-        raise NotImplementedError("this lrjax has no reduce_lr_on_plateau yet.")
-    min_lrs = _floats(scheduler.min_lrs)
-    min_lr = scheduler.default_min_lr if scheduler.default_min_lr is not None else _groups(min_lrs)
-    return lrjax.reduce_lr_on_plateau(
+    """``(plateau, state)``: the transformation with torch's settings and the object's current state."""
+    min_lr = scheduler.default_min_lr if scheduler.default_min_lr is not None else _groups(scheduler.min_lrs)
+    plateau = reduce_lr_on_plateau(
         mode=scheduler.mode, factor=scheduler.factor, patience=scheduler.patience, threshold=scheduler.threshold,
         threshold_mode=scheduler.threshold_mode, cooldown=scheduler.cooldown, min_lr=min_lr, eps=scheduler.eps,
     )
+    dtype = _base.float_dtype()
+    int32_max = np.iinfo(np.int32).max
+    state = plateau.init(_groups(g["lr"] for g in scheduler.optimizer.param_groups))._replace(
+        best=jnp.asarray(float(scheduler.best), dtype),
+        num_bad_epochs=jnp.asarray(min(int(scheduler.num_bad_epochs), int32_max), jnp.int32),
+        cooldown_counter=jnp.asarray(min(int(scheduler.cooldown_counter), int32_max), jnp.int32),
+        num_updates=jnp.asarray(min(int(scheduler.last_epoch), int32_max), jnp.int32),
+    )
+    return plateau, state
 
 
 # ----------------------------------------------------------------------------------------------
@@ -459,8 +467,12 @@ def from_torch(scheduler: Any, *, total_steps: int | None = None, momentum: bool
 
     Returns:
         An :class:`lrjax.LRSchedule`, or ``(lr, momentum)`` with ``momentum=True``. For a
-        ReduceLROnPlateau, the :func:`lrjax.reduce_lr_on_plateau` transformation with the same
-        settings (its state starts fresh: call ``init`` with the optimizer's lr).
+        ReduceLROnPlateau, whose lr depends on the metrics rather than the step, a pair
+        ``(plateau, state)``: the :func:`lrjax.reduce_lr_on_plateau` transformation with the same
+        settings, and the :class:`lrjax.PlateauState` equal to the object's state now (the
+        optimizer's lr per group, ``best``, ``num_bad_epochs``, ``cooldown_counter``,
+        ``last_epoch``), so ``plateau.update(state, metric)`` continues where torch is (for a new
+        object that is ``plateau.init(lr)``). With ``momentum=True``: ``((plateau, state), None)``.
 
     Raises:
         ImportError: if torch is not installed.
@@ -481,6 +493,7 @@ def from_torch(scheduler: Any, *, total_steps: int | None = None, momentum: bool
         >>> torch_scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=30, gamma=0.1)
         >>> lrjax.from_torch(torch_scheduler)
         lrjax.step_lr(base_lr=0.05, step_size=30, gamma=0.1)
+        >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.05, momentum=0.9)
         >>> cyc = torch.optim.lr_scheduler.CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=4)
         >>> lr, momentum = lrjax.from_torch(cyc, momentum=True)
         >>> round(float(lr(4)), 6), round(float(momentum(4)), 6)
@@ -491,8 +504,8 @@ def from_torch(scheduler: Any, *, total_steps: int | None = None, momentum: bool
         total_steps = _base.integer(total_steps, "total_steps", minimum=0)
     name = _torch_class(scheduler)
     if name == "ReduceLROnPlateau":
-        plateau = _plateau(scheduler)
-        return (plateau, None) if momentum else plateau
+        converted = _plateau(scheduler)
+        return (converted, None) if momentum else converted
     lr = _LR[name](scheduler, total_steps)
     mom = _momentum(scheduler, name, total_steps) if momentum else None
     _check_current(scheduler, name, lr, mom, total_steps)
