@@ -380,21 +380,28 @@ class Probe:
 
 
 def tabulate(fn: Callable, name: str, first: int, last: int, probe: Probe) -> np.ndarray:
-    """``[fn(k) for k in range(first, last + 1)]`` in float64, with torch's Python-int arguments.
+    """``[fn(k) for k in range(first, last + 1)]`` in float64, with Python-int arguments as torch passes them.
 
-    Traceable callables are evaluated in one vectorised float64 call; others in a Python loop, as
-    torch itself calls them. Every value must be finite and non-negative.
+    A traceable callable is evaluated in one vectorised float64 call when that agrees with calling
+    it on Python ints at a sample of steps (integer arrays and Python ints can differ: ``2 ** -k``);
+    otherwise, and for callables JAX cannot trace, it is called once per step as torch does. Every
+    value must be finite and non-negative.
     """
-    if probe.traceable:
+    ks = range(first, last + 1)
+    values = None
+    if probe.traceable and len(ks) > 256:
+        sample = sorted(set(list(ks[:64]) + list(ks[:: max(1, len(ks) // 64)]) + [ks[-1]]))
+        python = np.asarray([float(fn(k)) for k in sample], dtype=np.float64)
         with jax.enable_x64(True), jax.ensure_compile_time_eval():
-            ks = jnp.arange(first, last + 1, dtype=jnp.int64)
-            values = np.asarray(jax.vmap(fn)(ks), dtype=np.float64)
-    else:
-        values = np.empty(last - first + 1, dtype=np.float64)
-        for i, k in enumerate(range(first, last + 1)):
-            values[i] = float(fn(k))
+            for dtype in (jnp.int64, jnp.float64):
+                vectorised = np.asarray(jax.jit(jax.vmap(fn))(jnp.arange(first, last + 1, dtype=dtype)), np.float64)
+                if np.allclose(vectorised[np.asarray(sample) - first], python, rtol=1e-13, atol=0.0, equal_nan=True):
+                    values = vectorised
+                    break
+    if values is None:
+        values = np.asarray([float(fn(k)) for k in ks], dtype=np.float64)
     bad = np.flatnonzero(~np.isfinite(values) | (values < 0))
     if bad.size:
         k = first + int(bad[0])
-        raise ValueError(f"{name}({k}) = {values[bad[0]]!r}: learning-rate factors must be finite and non-negative")
+        raise ValueError(f"{name}({k}) = {float(values[bad[0]])!r}: learning-rate factors must be finite and non-negative")
     return values

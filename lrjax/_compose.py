@@ -61,32 +61,34 @@ def _step_map(m: LRSchedule, t: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 def _simulate(members: Sequence[LRSchedule], base: Any, horizon: int) -> np.ndarray:
     """torch's recursion ``lr_t = (member updates at t)(lr_{t-1})`` for steps 0..horizon, in float64."""
+
+    def run(steps):
+        # Every member's update at every step as lr <- a * lr + c, composed in list order; arrays of
+        # shape (steps, groups or 1).
+        a_total = jnp.ones((horizon + 1, 1), jnp.float64)
+        c_total = jnp.zeros((horizon + 1, 1), jnp.float64)
+        for m in members:
+            a, c = jax.vmap(lambda s, m=m: _step_map(m, s))(steps)
+            a, c = jnp.reshape(a, (horizon + 1, -1)), jnp.reshape(c, (horizon + 1, -1))
+            a_total, c_total = a * a_total, a * c_total + c
+        groups = jnp.broadcast_shapes((np.size(base),), a_total.shape[1:], c_total.shape[1:])
+        lr0 = jnp.broadcast_to(jnp.reshape(jnp.asarray(base, jnp.float64), (-1,)), groups)
+
+        def body(lr, ac):
+            lr = ac[0] * lr + ac[1]
+            return lr, lr
+
+        return jax.lax.scan(body, lr0, (a_total, c_total))[1]
+
     try:
         with jax.enable_x64(True), jax.ensure_compile_time_eval():
-            steps = jnp.arange(horizon + 1, dtype=jnp.int64)
-            # Every member's update at every step as lr <- a * lr + c, composed in list order; arrays
-            # of shape (steps, groups or 1).
-            a_total = jnp.ones((horizon + 1, 1), jnp.float64)
-            c_total = jnp.zeros((horizon + 1, 1), jnp.float64)
-            for m in members:
-                a, c = jax.vmap(lambda s, m=m: _step_map(m, s))(steps)
-                a, c = jnp.reshape(a, (horizon + 1, -1)), jnp.reshape(c, (horizon + 1, -1))
-                a_total, c_total = a * a_total, a * c_total + c
-            groups = jnp.broadcast_shapes((np.size(base),), a_total.shape[1:], c_total.shape[1:])
-            lr0 = jnp.broadcast_to(jnp.reshape(jnp.asarray(base, jnp.float64), (-1,)), groups)
-
-            def body(lr, ac):
-                lr = ac[0] * lr + ac[1]
-                return lr, lr
-
-            _, table = jax.lax.scan(body, lr0, (a_total, c_total))
-            table = np.asarray(table, dtype=np.float64)
-            return table if np.ndim(base) == 1 else table[:, 0]
-    except jax.errors.ConcretizationTypeError as e:
+            table = np.asarray(jax.jit(run)(jnp.arange(horizon + 1, dtype=jnp.int64)), dtype=np.float64)
+    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError) as e:
         raise ValueError(
             "This chained_scheduler has no closed form in torch, so lrjax precomputes torch's recursion; "
             "that needs concrete (not traced) hyperparameters."
         ) from e
+    return table if np.ndim(base) == 1 else table[:, 0]
 
 
 def _lookup(table: np.ndarray, t: jax.Array) -> jax.Array:

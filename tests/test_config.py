@@ -1,0 +1,118 @@
+"""``lrjax.from_config`` / ``lrjax.to_config``: every schedule name round-trips, through JSON too."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lrjax
+
+STEP = {"name": "step_lr", "base_lr": 0.1, "step_size": 3}
+# One config per schedule name (torch's keyword names); lambdas are Python callables, as configs allow.
+CONFIGS = {
+    "chained_scheduler": {"name": "chained_scheduler", "schedules": [
+        {"name": "constant_lr", "base_lr": 1.0, "factor": 0.1, "total_iters": 2},
+        {"name": "exponential_lr", "base_lr": 1.0, "gamma": 0.9}]},
+    "constant_lr": {"name": "constant_lr", "base_lr": 0.1, "factor": 0.5, "total_iters": 4},
+    "cosine_annealing_lr": {"name": "cosine_annealing_lr", "base_lr": 0.1, "T_max": 10, "eta_min": 0.001},
+    "cosine_annealing_warm_restarts": {"name": "cosine_annealing_warm_restarts", "base_lr": 0.1, "T_0": 5,
+                                       "T_mult": 2},
+    "cyclic_lr": {"name": "cyclic_lr", "base_lr": [0.01, 0.02], "max_lr": 0.1, "step_size_up": 3,
+                  "mode": "exp_range", "gamma": 0.99},
+    "cyclic_momentum": {"name": "cyclic_momentum", "step_size_up": 4, "mode": "triangular2"},
+    "exponential_lr": {"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.9},
+    "lambda_lr": {"name": "lambda_lr", "base_lr": 0.1, "lr_lambda": lambda e: e // 3},
+    "linear_lr": {"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.25, "total_iters": 8},
+    "multi_step_lr": {"name": "multi_step_lr", "base_lr": 0.1, "milestones": [5, 2, 5]},
+    "multiplicative_lr": {"name": "multiplicative_lr", "base_lr": 0.1, "lr_lambda": lambda e: 0.9},
+    "one_cycle_lr": {"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 30, "three_phase": True},
+    "one_cycle_momentum": {"name": "one_cycle_momentum", "total_steps": 30, "anneal_strategy": "linear"},
+    "per_epoch": {"name": "per_epoch", "schedule": STEP, "steps_per_epoch": 4},
+    "polynomial_lr": {"name": "polynomial_lr", "base_lr": 0.1, "total_iters": 10, "power": 2.0},
+    "reduce_lr_on_plateau": {"name": "reduce_lr_on_plateau", "factor": 0.5, "patience": 1, "min_lr": 0.01},
+    "sequential_lr": {"name": "sequential_lr", "milestones": [4], "schedules": [
+        {"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.1, "total_iters": 4},
+        {"name": "cosine_annealing_lr", "base_lr": 0.1, "T_max": 20}]},
+    "step_lr": STEP,
+}
+TORCH_NAMES = {"chained_scheduler": "ChainedScheduler", "constant_lr": "ConstantLR",
+               "cosine_annealing_lr": "CosineAnnealingLR", "cosine_annealing_warm_restarts": "CosineAnnealingWarmRestarts",
+               "cyclic_lr": "CyclicLR", "exponential_lr": "ExponentialLR", "lambda_lr": "LambdaLR",
+               "linear_lr": "LinearLR", "multi_step_lr": "MultiStepLR", "multiplicative_lr": "MultiplicativeLR",
+               "one_cycle_lr": "OneCycleLR", "polynomial_lr": "PolynomialLR",
+               "reduce_lr_on_plateau": "ReduceLROnPlateau", "sequential_lr": "SequentialLR", "step_lr": "StepLR"}
+METRICS = jnp.asarray([1.0, 0.9, 0.95, 0.96, 0.97, 0.5, 0.6, 0.7, 0.8])
+
+
+def test_every_name_has_a_config():
+    assert sorted(CONFIGS) == lrjax.available_schedules()
+
+
+def observe(obj):
+    """What a schedule does: its values on 40 steps, or a plateau's lrs on a metric sequence."""
+    if getattr(obj, "is_plateau", False):
+        state, lrs = obj.init(0.1), []
+        for m in METRICS:
+            state = obj.update(state, m)
+            lrs.append(state.lr)
+        return np.asarray(lrs)
+    return np.asarray(jax.jit(jax.vmap(obj))(jnp.arange(40)))
+
+
+def has_callable(value):
+    if isinstance(value, dict):
+        return any(has_callable(v) for v in value.values())
+    if isinstance(value, list):
+        return any(has_callable(v) for v in value)
+    return callable(value)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_round_trip(name):
+    built = lrjax.from_config(CONFIGS[name])
+    config = lrjax.to_config(built)
+    assert config["name"] == name
+    again = lrjax.from_config(config)
+    np.testing.assert_array_equal(observe(again), observe(built))
+    assert lrjax.to_config(again) == config
+    if not has_callable(config):
+        via_json = lrjax.from_config(json.dumps(config))
+        np.testing.assert_array_equal(observe(via_json), observe(built))
+
+
+@pytest.mark.parametrize("name", sorted(TORCH_NAMES))
+def test_torch_class_names(name):
+    config = dict(CONFIGS[name], name=TORCH_NAMES[name])
+    np.testing.assert_array_equal(observe(lrjax.from_config(config)), observe(lrjax.from_config(CONFIGS[name])))
+
+
+def test_defaults_fill_missing_keywords_in_nested_configs():
+    config = {"name": "SequentialLR", "milestones": [3], "schedules": [
+        {"name": "LinearLR", "start_factor": 0.5, "total_iters": 3}, {"name": "ExponentialLR", "gamma": 0.9}]}
+    built = lrjax.from_config(config, base_lr=0.2)
+    expected = lrjax.sequential_lr([lrjax.linear_lr(0.2, 0.5, total_iters=3), lrjax.exponential_lr(0.2, 0.9)], [3])
+    np.testing.assert_array_equal(observe(built), observe(expected))
+    # A default the function does not take is ignored (one_cycle_lr has no base_lr).
+    assert lrjax.to_config(lrjax.from_config(CONFIGS["one_cycle_lr"], base_lr=5.0)) == \
+        lrjax.to_config(lrjax.from_config(CONFIGS["one_cycle_lr"]))
+
+
+@pytest.mark.parametrize("config,match", [
+    ({"name": "StepLr", "step_size": 3}, r"unknown schedule name 'StepLr'. Did you mean 'StepLR'\?"),
+    ({"name": "no_such_lr"}, r"Valid names: " + ", ".join(lrjax.available_schedules())),
+    ({"name": "step_lr", "base_lr": 0.1, "step_size": 3, "gama": 0.5},
+     r"unknown keyword 'gama' for step_lr. Valid keywords: base_lr, step_size, gamma"),
+    ({"name": "step_lr", "base_lr": 0.1}, r"step_lr needs 'step_size'"),
+    ({"step_size": 3}, r"needs a 'name'"),
+    ('{"name": "step_lr",', r"not valid JSON"),
+    ({"name": "lambda_lr", "base_lr": 0.1, "lr_lambda": "lambda e: e"}, r"must be a Python callable"),
+    ({"name": "sequential_lr", "milestones": [2], "schedules": [STEP, {"name": "nope"}]}, r"unknown schedule name"),
+    ({"name": "step_lr", "base_lr": 0.1, "step_size": -1}, r"step_size"),
+])
+def test_errors(config, match):
+    with pytest.raises(ValueError, match=match):
+        lrjax.from_config(config)
