@@ -92,9 +92,10 @@ def _simulate(members: Sequence[LRSchedule], base: Any, horizon: int) -> np.ndar
 
 
 def _lookup(table: np.ndarray, t: jax.Array) -> jax.Array:
+    """``table[t]`` for integer-valued steps, holding the last entry past the end."""
     last = table.shape[0] - 1
     idx = jnp.minimum(t, jnp.asarray(last, t.dtype)) if _base.int_const(last, t) is not None or not _base.is_int(t) else t
-    return const(table)[idx.astype(jnp.int32) if last < 2**31 - 1 else idx]
+    return const(table)[idx.astype(jnp.int32)]
 
 
 class _Chained(LRSchedule):

@@ -77,7 +77,9 @@ class _OneCycle(LRSchedule):
     def _value(self, t):
         T = self.total_steps
         # Steps past total_steps (torch raises) hold the final value of the schedule.
-        t = jnp.where(t > T, jnp.asarray(T - 1, t.dtype), t)
+        last = _base.int_const(T - 1, t) if _base.is_int(t) else jnp.asarray(T - 1, t.dtype)
+        if last is not None:  # otherwise no step of this dtype reaches total_steps
+            t = jnp.where(t > T, last, t)
         *inner, last = self.phases
         s, e, a, b = last
         out = self._phase_value(t, s, e, self.values[a], self.values[b])
