@@ -9,6 +9,7 @@ from lrjax._base import Schedule as Schedule
 from lrjax._compose import chained_scheduler as chained_scheduler
 from lrjax._config import available as available_schedules
 from lrjax._config import from_config as from_config
+from lrjax._config import split_momentum as split_momentum
 from lrjax._config import to_config as to_config
 from lrjax._compose import sequential_lr as sequential_lr
 from lrjax._cosine import cosine_annealing_lr as cosine_annealing_lr
@@ -48,6 +49,7 @@ __all__ = [
     "Schedule",
     "available_schedules",
     "from_config",
+    "split_momentum",
     "to_config",
     "chained_plateau",
     "chained_scheduler",

@@ -24,16 +24,6 @@ from typing import Any
 
 import numpy as np
 
-_MOMENTUM_KEYS = {  # torch keyword -> default, for the schedulers that cycle the momentum
-    "cyclic_lr": {"base_momentum": 0.8, "max_momentum": 0.9},
-    "one_cycle_lr": {"base_momentum": 0.85, "max_momentum": 0.95},
-}
-_SHARED_WITH_MOMENTUM = {
-    "cyclic_lr": ("step_size_up", "step_size_down", "mode", "gamma", "scale_fn", "scale_mode"),
-    "one_cycle_lr": ("total_steps", "epochs", "steps_per_epoch", "pct_start", "anneal_strategy", "three_phase"),
-}
-
-
 class UsageError(Exception):
     """A mistake in the command line: reported on stderr with exit status 2."""
 
@@ -114,22 +104,10 @@ def build(config: dict[str, Any], base_lr: float | None) -> tuple[Any, Any]:
 
     defaults = {} if base_lr is None else {"base_lr": base_lr}
     try:
-        fn = _config._lookup(config.get("name"))
+        config, momentum_config = _config.split_momentum(config)
+        momentum = lrjax.from_config(momentum_config) if momentum_config is not None else None
     except ValueError as e:
-        raise UsageError(str(e)) from e
-    name = fn.__name__
-    config = dict(config)
-    momentum = None
-    if name in _MOMENTUM_KEYS:
-        cycle = config.pop("cycle_momentum", True)
-        momentum_kwargs = {k: config.pop(k, d) for k, d in _MOMENTUM_KEYS[name].items()}
-        if cycle:
-            shared = {k: config[k] for k in _SHARED_WITH_MOMENTUM[name] if k in config}
-            momentum_name = "cyclic_momentum" if name == "cyclic_lr" else "one_cycle_momentum"
-            try:
-                momentum = lrjax.from_config({"name": momentum_name, **momentum_kwargs, **shared})
-            except ValueError as e:
-                raise UsageError(f"{config['name']}: {e}") from e
+        raise UsageError(f"{config.get('name')}: {e}") from e
     try:
         schedule = lrjax.from_config(config, **defaults)
     except ValueError as e:

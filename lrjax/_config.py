@@ -124,6 +124,47 @@ def from_config(config: Mapping[str, Any] | str, **defaults: Any) -> Any:
     return fn(**kwargs)
 
 
+_MOMENTUM_OF = {"cyclic_lr": "cyclic_momentum", "one_cycle_lr": "one_cycle_momentum"}
+_TORCH_MOMENTUM_KEYS = ("cycle_momentum", "base_momentum", "max_momentum")
+
+
+def split_momentum(config: Mapping[str, Any] | str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Splits torch's CyclicLR/OneCycleLR keywords into an lr config and a momentum config.
+
+    torch's ``CyclicLR`` and ``OneCycleLR`` take ``cycle_momentum`` (default True),
+    ``base_momentum`` and ``max_momentum`` and write the momentum into the optimizer; lrjax has a
+    separate momentum schedule (``cyclic_momentum`` / ``one_cycle_momentum``) over the same phases.
+    This returns ``(lr_config, momentum_config)``, the second None when the schedule does not cycle
+    the momentum (``cycle_momentum=False``, or another schedule). Both go to :func:`from_config`.
+
+    Raises:
+        ValueError: for momentum keywords on a schedule that does not cycle the momentum.
+
+    Examples:
+        >>> import lrjax
+        >>> lr, momentum = lrjax.split_momentum({"name": "OneCycleLR", "max_lr": 0.1, "total_steps": 100,
+        ...                                      "base_momentum": 0.8})
+        >>> lr
+        {'name': 'OneCycleLR', 'max_lr': 0.1, 'total_steps': 100}
+        >>> momentum
+        {'name': 'one_cycle_momentum', 'total_steps': 100, 'base_momentum': 0.8}
+    """
+    if isinstance(config, str):
+        config = json.loads(config)
+    lr = dict(config)
+    name = _lookup(lr.get("name")).__name__
+    torch_keys = {k: lr.pop(k) for k in _TORCH_MOMENTUM_KEYS if k in lr}
+    if name not in _MOMENTUM_OF:
+        if torch_keys:
+            raise ValueError(f"{', '.join(torch_keys)}: only CyclicLR and OneCycleLR cycle the momentum, not {name}.")
+        return lr, None
+    if not torch_keys.pop("cycle_momentum", True):
+        return lr, None
+    momentum_name = _MOMENTUM_OF[name]
+    shared = set(inspect.signature(_lookup(momentum_name)).parameters) - {"base_momentum", "max_momentum"}
+    return lr, {"name": momentum_name, **{k: v for k, v in lr.items() if k in shared}, **torch_keys}
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.item() if value.ndim == 0 else value.tolist()

@@ -116,3 +116,18 @@ def test_defaults_fill_missing_keywords_in_nested_configs():
 def test_errors(config, match):
     with pytest.raises(ValueError, match=match):
         lrjax.from_config(config)
+
+
+def test_split_momentum_follows_torch_keywords():
+    lr, momentum = lrjax.split_momentum({"name": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3,
+                                         "max_momentum": 0.95})
+    assert lr == {"name": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3}
+    assert momentum == {"name": "cyclic_momentum", "step_size_up": 3, "max_momentum": 0.95}
+    m = lrjax.from_config(momentum)
+    assert float(m(0)) == pytest.approx(0.95) and float(m(3)) == pytest.approx(0.8)
+    assert lrjax.split_momentum({"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 9,
+                                 "cycle_momentum": False}) == ({"name": "one_cycle_lr", "max_lr": 0.1,
+                                                               "total_steps": 9}, None)
+    assert lrjax.split_momentum({"name": "step_lr", "step_size": 3}) == ({"name": "step_lr", "step_size": 3}, None)
+    with pytest.raises(ValueError, match="only CyclicLR and OneCycleLR cycle the momentum, not step_lr"):
+        lrjax.split_momentum({"name": "StepLR", "step_size": 3, "base_momentum": 0.8})
