@@ -44,6 +44,14 @@ def _check_member(owner: str, i: int, m: Any) -> LRSchedule:
     return m
 
 
+def _members(owner: str, schedules: Any, none_message: str) -> list[LRSchedule]:
+    if isinstance(schedules, LRSchedule) or not isinstance(schedules, Sequence):
+        raise ValueError(f"schedules must be a list of lrjax schedules, got {schedules!r}")
+    if len(schedules) < 1:
+        raise ValueError(none_message)
+    return [_check_member(owner, i, m) for i, m in enumerate(schedules)]
+
+
 def _same(a: Any, b: Any) -> bool:
     if _base.is_traced(a) or _base.is_traced(b):
         return a is b
@@ -103,11 +111,8 @@ class _Chained(LRSchedule):
     kind = "absolute"
 
     def __init__(self, schedules, total_steps):
-        if isinstance(schedules, LRSchedule) or not isinstance(schedules, Sequence):
-            raise ValueError(f"schedules must be a list of lrjax schedules, got {schedules!r}")
-        if len(schedules) < 1:
-            raise ValueError("ChainedScheduler expects at least one scheduler to be chained, but got no scheduler.")
-        members = [_check_member("ChainedScheduler", i, m) for i, m in enumerate(schedules)]
+        members = _members("ChainedScheduler", schedules,
+                           "ChainedScheduler expects at least one scheduler to be chained, but got no scheduler.")
         shared = [m for m in members if hasattr(m, "base_lr")]
         if shared and members[0].torch_class == "CyclicLR" and not _same(shared[0].base_lr, members[0].low):
             raise ValueError(
@@ -281,11 +286,7 @@ class _Sequential(LRSchedule):
     kind = "absolute"
 
     def __init__(self, schedules, milestones):
-        if isinstance(schedules, LRSchedule) or not isinstance(schedules, Sequence):
-            raise ValueError(f"schedules must be a list of lrjax schedules, got {schedules!r}")
-        if len(schedules) < 1:
-            raise ValueError("SequentialLR expects at least one scheduler, but got no scheduler.")
-        members = [_check_member("SequentialLR", i, m) for i, m in enumerate(schedules)]
+        members = _members("SequentialLR", schedules, "SequentialLR expects at least one scheduler, but got no scheduler.")
         milestones = list(milestones)
         if len(milestones) != len(members) - 1:
             raise ValueError(

@@ -19,7 +19,6 @@ class _CosineAnnealingLR(LRSchedule):
 
     def __init__(self, base_lr, T_max, eta_min):
         self.base_lr = _base.hyper(base_lr, "base_lr")
-        _base.check_groups(base_lr=self.base_lr)
         self.T_max = _base.integer(T_max, "T_max", minimum=1)
         self.eta_min = _base.hyper(eta_min, "eta_min", groups=False)
         super().__init__("cosine_annealing_lr", {"base_lr": self.base_lr, "T_max": self.T_max, "eta_min": self.eta_min})
@@ -104,7 +103,6 @@ class _CosineAnnealingWarmRestarts(LRSchedule):
 
     def __init__(self, base_lr, T_0, T_mult, eta_min):
         self.base_lr = _base.hyper(base_lr, "base_lr")
-        _base.check_groups(base_lr=self.base_lr)
         self.T_0 = _base.integer(T_0, "T_0", strict_type=True, message=f"Expected positive integer T_0, but got {T_0}")
         self.T_mult = _base.integer(
             T_mult, "T_mult", strict_type=True, message=f"Expected integer T_mult >= 1, but got {T_mult}"
@@ -141,13 +139,13 @@ class _CosineAnnealingWarmRestarts(LRSchedule):
         if _base.is_int(t):
             fits = self.starts <= jnp.iinfo(t.dtype).max
             starts = jnp.asarray(self.starts[fits], dtype=t.dtype)
-            n = jnp.searchsorted(starts, t, side="right") - 1
+            n = _base.searchsorted(starts, t, side="right") - 1
             cur_i = t - starts[n]
             length = const(self.lengths[fits])[n]
             cur = cur_i.astype(dtype)
             return cur, length - cur, length
         tf = t.astype(dtype)
-        n = jnp.searchsorted(const(self.starts.astype(np.float64)), tf, side="right") - 1
+        n = _base.searchsorted(const(self.starts.astype(np.float64)), tf, side="right") - 1
         cur = tf - const(self.starts.astype(np.float64))[n]
         length = const(self.lengths)[n]
         return cur, length - cur, length

@@ -29,7 +29,6 @@ class _ConstantLR(MultiplicativeSchedule):
 
     def __init__(self, base_lr, factor, total_iters):
         self.base_lr = _base.hyper(base_lr, "base_lr")
-        _base.check_groups(base_lr=self.base_lr)
         self.const_factor = _base.hyper(
             factor, "factor", low=0.0, high=1.0, groups=False,
             message="Constant multiplicative factor expected to be between 0 and 1.",
@@ -105,7 +104,6 @@ class _LinearLR(MultiplicativeSchedule):
 
     def __init__(self, base_lr, start_factor, end_factor, total_iters):
         self.base_lr = _base.hyper(base_lr, "base_lr")
-        _base.check_groups(base_lr=self.base_lr)
         self.start_factor = _base.hyper(
             start_factor, "start_factor", low=0.0, low_open=True, high=1.0, groups=False,
             message="Starting multiplicative factor expected to be greater than 0 and less or equal to 1.",
@@ -196,7 +194,6 @@ class _PolynomialLR(MultiplicativeSchedule):
 
     def __init__(self, base_lr, total_iters, power):
         self.base_lr = _base.hyper(base_lr, "base_lr")
-        _base.check_groups(base_lr=self.base_lr)
         self.total_iters = _base.integer(total_iters, "total_iters", minimum=0)
         self.power = _base.hyper(power, "power", groups=False)
         self.last_event = self.total_iters

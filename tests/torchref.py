@@ -147,49 +147,29 @@ def run_torch(case: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
+_LRJAX = {
+    "LambdaLR": lrjax.lambda_lr, "MultiplicativeLR": lrjax.multiplicative_lr, "StepLR": lrjax.step_lr,
+    "MultiStepLR": lrjax.multi_step_lr, "ConstantLR": lrjax.constant_lr, "LinearLR": lrjax.linear_lr,
+    "ExponentialLR": lrjax.exponential_lr, "PolynomialLR": lrjax.polynomial_lr,
+    "CosineAnnealingLR": lrjax.cosine_annealing_lr,
+    "CosineAnnealingWarmRestarts": lrjax.cosine_annealing_warm_restarts,
+}
+
+
 def _lrjax_member(spec: dict, base_lr) -> tuple[Any, Any]:
+    """(lr schedule, momentum schedule or None) for one torch scheduler spec, as the README maps them."""
     name = spec["scheduler"]
     kw = _functions(spec.get("kwargs", {}), 1)
-    if name == "LambdaLR":
-        return lrjax.lambda_lr(base_lr, **kw), None
     if name == "MultiplicativeLR":
         lam = spec["kwargs"]["lr_lambda"]
         if any(not n.startswith("const:") for n in (lam if isinstance(lam, list) else [lam])):
             kw.setdefault("total_steps", spec.get("steps", 1000))  # a step-dependent lambda is tabulated
-        return lrjax.multiplicative_lr(base_lr, **kw), None
-    if name == "StepLR":
-        return lrjax.step_lr(base_lr, **kw), None
-    if name == "MultiStepLR":
-        return lrjax.multi_step_lr(base_lr, **kw), None
-    if name == "ConstantLR":
-        return lrjax.constant_lr(base_lr, **kw), None
-    if name == "LinearLR":
-        return lrjax.linear_lr(base_lr, **kw), None
-    if name == "ExponentialLR":
-        return lrjax.exponential_lr(base_lr, **kw), None
-    if name == "PolynomialLR":
-        return lrjax.polynomial_lr(base_lr, **kw), None
-    if name == "CosineAnnealingLR":
-        return lrjax.cosine_annealing_lr(base_lr, **kw), None
-    if name == "CosineAnnealingWarmRestarts":
-        return lrjax.cosine_annealing_warm_restarts(base_lr, **kw), None
-    if name == "CyclicLR":
-        momentum_kw = {k: kw.pop(k) for k in ("base_momentum", "max_momentum") if k in kw}
-        cycle = kw.pop("cycle_momentum", True)
-        lr = lrjax.cyclic_lr(**kw)
-        if not cycle:
-            return lr, None
-        shared = {k: v for k, v in kw.items() if k not in ("base_lr", "max_lr")}
-        return lr, lrjax.cyclic_momentum(**momentum_kw, **shared)
-    if name == "OneCycleLR":
-        momentum_kw = {k: kw.pop(k) for k in ("base_momentum", "max_momentum") if k in kw}
-        cycle = kw.pop("cycle_momentum", True)
-        lr = lrjax.one_cycle_lr(**kw)
-        if not cycle:
-            return lr, None
-        shared = {k: v for k, v in kw.items() if k not in ("max_lr", "div_factor", "final_div_factor")}
-        return lr, lrjax.one_cycle_momentum(**momentum_kw, **shared)
-    raise KeyError(name)
+    if name in _LRJAX:
+        return _LRJAX[name](base_lr, **kw), None
+    # CyclicLR / OneCycleLR carry torch's momentum keywords: lrjax.split_momentum maps them.
+    lr_config, momentum_config = lrjax.split_momentum({"name": name, **kw})
+    momentum = lrjax.from_config(momentum_config) if momentum_config is not None else None
+    return lrjax.from_config(lr_config), momentum
 
 
 def torch_initial_lr(case: dict):
