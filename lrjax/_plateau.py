@@ -80,7 +80,7 @@ class PlateauSchedule(NamedTuple):
 # ``best``, that is exactly ``X - a > h`` where ``h`` is half the gap from ``a`` to the next float64
 # above it (a float32 is an even float64, so a tie rounds to ``a``); mode "max" is the mirror image.
 # ``X`` is a sum of float32 terms without rounding: the float64 constant is split into float32 parts
-# and ``best`` into two 12-bit halves, so every partial product is exact. The sign of
+# whose products with ``best`` are made exact (Dekker's TwoProduct on 12-bit halves). The sign of
 # ``a - X + h`` then comes from Shewchuk's exact expansion arithmetic (TwoSum only), so float32
 # decisions equal torch's for finite values away from float32's overflow and flush-to-zero ranges.
 
@@ -106,6 +106,14 @@ def _halves(x: jax.Array) -> tuple[jax.Array, jax.Array]:
     bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
     hi = jax.lax.bitcast_convert_type(bits & jnp.asarray(_HIGH_BITS), jnp.float32)
     return hi, x - hi
+
+
+def _two_product(x, x_halves, y, y_halves) -> tuple[jax.Array, jax.Array]:
+    """``p + e == x * y`` exactly, with ``p = fl(x * y)`` (Dekker; the halves make each partial
+    product exact, so the result does not depend on fused multiply-adds). No underflow assumed."""
+    (x_h, x_l), (y_h, y_l) = x_halves, y_halves
+    p = x * y
+    return p, (((x_h * y_h - p) + x_h * y_l) + x_l * y_h) + x_l * y_l
 
 
 def _two_sum(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -152,17 +160,30 @@ def _half_gap_to_next_f64(a: jax.Array, up: bool) -> jax.Array:
 def _f32_better(a: jax.Array, best: jax.Array, parts: jax.Array, minimize: bool, relative: bool):
     """torch's float64 ``is_better(a, best)`` for float32 ``a`` and ``best``; and whether it is exact.
 
-    ``parts``: the float32 pieces of torch's float64 constant, ``[c1h, c1l, c2h, c2l, c3]`` for
-    ``X = best * c`` (``relative``), or ``[t1, t2, t3]`` with ``threshold = t1 + t2 + t3``.
+    ``parts``: the float32 pieces of torch's float64 constant: for ``X = best * c`` (``relative``)
+    ``[c1, c1h, c1l, c2, c2h, c2l, c3]`` with ``c = c1 + c2 + c3`` and ``c1 = c1h + c1l`` etc.
+    (12-bit halves), or ``[t1, t2, t3]`` with ``threshold = t1 + t2 + t3``.
     Jitted once per mode, so an eager ``update`` costs one dispatch here.
     """
+    # Inside a caller's jit, ``parts`` would be constants, and XLA's simplifier rewrites TwoSum
+    # sequences on constants (e.g. ``(x + c) - c``) as if float addition were associative: keep them opaque.
+    parts = jax.lax.optimization_barrier(parts)
+    # Scale by a power of two (exact) so that the larger of |a|, |best| lies in [1, 2): the smallest
+    # terms of the exact sum (~2**-77 of it) then stay clear of float32's flush-to-zero range.
+    big = jax.lax.bitcast_convert_type(jnp.maximum(jnp.abs(a), jnp.abs(best)), jnp.uint32)
+    k = jnp.clip(127 - (big >> jnp.uint32(23)).astype(jnp.int32), -126, 126)
+    scale = jax.lax.bitcast_convert_type((k + 127).astype(jnp.uint32) << jnp.uint32(23), jnp.float32)  # 2**k
+    a_s, best_s = a * scale, best * scale
     if relative:
-        b_h, b_l = _halves(best)
-        terms = [a] + [-(b * parts[i]) for b in (b_h, b_l) for i in range(5)]  # a - X, all exact
+        halves = _halves(best_s)
+        p1, e1 = _two_product(best_s, halves, parts[0], (parts[1], parts[2]))
+        p2, e2 = _two_product(best_s, halves, parts[3], (parts[4], parts[5]))
+        q1, q2 = halves[0] * parts[6], halves[1] * parts[6]  # c3 has at most 6 bits: exact
+        terms = [a_s, -p1, -e1, -p2, -e2, -q1, -q2]  # a - X, exactly
     else:
-        thr = [parts[i] for i in range(3)]
-        terms = [a, -best] + (thr if minimize else [-t for t in thr])  # a - (best -/+ threshold)
-    h = _half_gap_to_next_f64(a, up=minimize)
+        thr = [parts[i] * scale for i in range(3)]
+        terms = [a_s, -best_s] + (thr if minimize else [-t for t in thr])  # a - (best -/+ threshold)
+    h = _half_gap_to_next_f64(a_s, up=minimize)
     sign, finite = _exact_sign(terms + [h if minimize else -h])
     better = sign < 0 if minimize else sign > 0
     return better, finite & jnp.isfinite(a) & jnp.isfinite(best)
@@ -280,19 +301,19 @@ def reduce_lr_on_plateau(
     .. note::
         Precision. In float64 (``jax_enable_x64``) every comparison and lr is computed as torch
         computes it in Python floats, bit for bit. In float32 the metric is a float32 number (what
-        torch gets from ``float(loss)`` of a float32 tensor), and the improvement test is torch's
-        float64 test, evaluated exactly in float32 arithmetic (the float64 threshold split into
-        float32 parts, products made exact, and the sign of the sum found with error-free
+        torch gets from ``float(loss)`` of a float32 tensor), and the improvement test is still
+        torch's float64 test, evaluated exactly with float32 operations (torch's float64 constant
+        split into float32 parts, exact products, and the sign of the sum found with error-free
         transformations): after a best of 1.0, the metric 0.9999 (float32 0.99989998) improves
         with the default ``threshold=1e-4`` in torch and in lrjax, but not with a naive
-        ``x < best * float32(1 - 1e-4)``. This holds for finite metrics and bests between about
-        ``1e-22`` and ``1e37`` in magnitude (beyond, and for a traced ``threshold``, plain float32
-        arithmetic is used). The float32 lr is the float32 product ``lr * factor`` (within a few
-        float32 ulps of torch's value per reduction), and a reduction whose size exceeds ``eps``
-        by less than 4 float32 ulps of the lr (e.g. ``lr=1e-6, factor=0.99, eps=1e-8``, a tie in
-        decimal that torch's float64 rounding decides) is skipped. XLA on CPU flushes subnormal
-        numbers to zero: metrics and lrs below ``1.2e-38`` (float32) or ``2.2e-308`` (float64) in
-        magnitude behave as 0.
+        ``metric < best * float32(1 - 1e-4)``. This holds for all finite metrics and bests, except
+        where ``best * (1 -/+ threshold)`` overflows float32; there, and for a traced
+        ``threshold``, plain float32 arithmetic is used. The float32 lr is the float32 product
+        ``lr * factor`` (a few float32 ulps from torch's float64 value after several reductions),
+        and a reduction whose size exceeds ``eps`` by less than 4 float32 ulps of the lr (a
+        decimal tie such as ``lr=1e-6, factor=0.99, eps=1e-8``, which torch's float64 rounding
+        decides either way) is skipped. XLA on CPU flushes subnormal numbers to zero: metrics and
+        lrs below ``1.2e-38`` (float32) or ``2.2e-308`` (float64) in magnitude behave as 0.
 
     Examples:
         >>> import jax, lrjax
@@ -338,10 +359,11 @@ def reduce_lr_on_plateau(
         ... def eval_step(params, state):
         ...     val_loss = loss_fn(params)
         ...     return plateau.update(state, val_loss), val_loss
-        >>> for epoch in range(6):
-        ...     params, opt_state = train_step(params, opt_state, state)
-        ...     state, val_loss = eval_step(params, state)
-        ...     print(epoch, round(float(val_loss), 4), float(state.lr))  # lr of the next epoch
+        >>> with jax.numpy_dtype_promotion("standard"):  # optax.adam's code needs it if yours is strict
+        ...     for epoch in range(6):
+        ...         params, opt_state = train_step(params, opt_state, state)
+        ...         state, val_loss = eval_step(params, state)
+        ...         print(epoch, round(float(val_loss), 4), float(state.lr))  # the lr of the next epoch
         0 1.0 1.0
         1 0.0046 1.0
         2 0.4513 1.0
@@ -377,9 +399,10 @@ def reduce_lr_on_plateau(
         thr = float(threshold)
         rel_eps = 1.0 - thr if minimize else thr + 1.0
         split = _split_f64(rel_eps if relative else thr)
-        if split is not None:
-            parts = np.array(
-                [*_halves_const(split[0]), *_halves_const(split[1]), split[2]] if relative else split, np.float32)
+        if split is not None and relative:  # see _f32_better for the layout
+            parts = np.array([split[0], *_halves_const(split[0]), split[1], *_halves_const(split[1]), split[2]])
+        elif split is not None:
+            parts = np.array(split)
 
     def is_better(a: jax.Array, best: jax.Array) -> jax.Array:
         dtype = best.dtype
