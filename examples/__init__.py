@@ -1,0 +1,1 @@
+"""Runnable examples of lrjax (``python -m examples.mnist.main`` from the repository root)."""
