@@ -14,7 +14,7 @@ Single host: the mesh holds ``jax.devices()`` (all local devices) and ``feed`` i
 device of every process, each process computes the same epoch order (a pure function of the seed
 and epoch) and feeds only its own slice of each batch with ``jax.make_array_from_process_local_data``;
 values that come back to the host are read from a local replica. See
-``docs/sections/mnist_real_runs.md``.
+``docs/mnist_real_runs.md``.
 """
 
 from __future__ import annotations

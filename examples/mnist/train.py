@@ -6,7 +6,7 @@ state with its injected lr/momentum, plateau state); the data order is a pure fu
 with ``jax.jit``. Nothing inside a step goes back to the host: the per-step losses and lrs stay on
 the device until the epoch ends, when one transfer brings them to the host for the log.
 
-Real runs (see ``docs/sections/mnist_real_runs.md``):
+Real runs (see ``docs/mnist_real_runs.md``):
 
 * **Checkpoints** (``checkpointing.py``, orbax): every N epochs and/or N updates and at the end;
   ``resume=True`` continues from the latest, mid-epoch too (the epoch's order is rebuilt and the
@@ -813,7 +813,7 @@ class _Run:
                                     title=f"{config.model}, optax.{config.optimizer}, {plan.description}")
                 log(f"Wrote {path}")
         if self.ckpts is not None and self.ckpts.latest() is not None:
-            log(f"Checkpoint: {self.ckpts.path(self.ckpts.latest())}")
+            log(f"Checkpoint: {os.path.join(self.workdir, 'checkpoints', str(self.ckpts.latest()))}")
         return Result(state, self.history, steps, plan, self.resumed_from, self.nonfinite)
 
     def _train_epoch(self, runner: Runner, state: TrainState, epoch: int, start: int,
