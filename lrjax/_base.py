@@ -115,20 +115,43 @@ def power(base: Any, exponent: ArrayLike) -> jax.Array:
     return jnp.minimum(value, const(jnp.finfo(dtype).max, dtype))
 
 
+# Up to this many entries, a sorted table is searched by comparing every step with every entry
+# (``method="compare_all"``, one fused compare-and-count), above it by binary search (``"scan"``,
+# a loop of gathers). Both give the same index; on 10^6 steps with 3 milestones compare_all took
+# 0.2 ms and the binary search 4 to 12 ms (XLA:CPU, 2 cores).
+_COMPARE_ALL_MAX = 128
+
+
+def searchsorted(table: jax.Array, t: jax.Array, side: str = "left") -> jax.Array:
+    """``jnp.searchsorted(table, t, side=side)`` by the method that is fastest for the table's size."""
+    method = "compare_all" if table.shape[0] <= _COMPARE_ALL_MAX else "scan"
+    return jnp.searchsorted(table, t, side=side, method=method)
+
+
+def power_table(base: Any, n: int) -> np.ndarray:
+    """``[base ** k for k in 0..n]`` for a concrete ``base``, in float64, as :func:`power` defines them
+    (``0 ** 0 == 1``, clipped to the largest finite float of the schedule's dtype)."""
+    with np.errstate(over="ignore", under="ignore"):
+        powers = np.asarray(base, dtype=np.float64) ** np.arange(n + 1, dtype=np.float64)
+    return np.minimum(powers, np.finfo(float_dtype()).max)
+
+
 def half_cosine(done: jax.Array, left: jax.Array, total: Any) -> jax.Array:
     r"""``(1 + cos(pi * done / total)) / 2`` for ``done + left == total``, accurate near both ends.
 
-    Written as :math:`\cos^2(\pi d / 2T)` while ``done <= left`` and :math:`\sin^2(\pi l / 2T)` after,
-    so the value keeps full relative precision as it approaches 0 (no ``1 + cos`` cancellation). Valid
-    for ``done / total`` in ``[-1, 2]``.
+    Written as :math:`\cos^2(\pi d / 2T) = 1 - \sin^2(\pi d / 2T)` while ``done <= left`` (the value
+    is then at least 1/2) and :math:`\sin^2(\pi l / 2T)` after, so the value keeps full relative
+    precision as it approaches 0 (no ``1 + cos`` cancellation). One sine of the smaller of the two
+    angles serves both halves: a single transcendental per element (``cos`` and ``sin`` both, each
+    selected by ``where``, took twice as long on 10^6 steps). Valid for ``done / total`` in ``[-1, 2]``,
+    with full relative precision for ``done >= 0`` (for ``done < 0``, a value near 0 is accurate to
+    float eps absolutely; no schedule selects such a value).
     """
     dtype = float_dtype()
     half_pi_over_total = const(np.pi / 2, dtype) / const(total, dtype)
-    return jnp.where(
-        done <= left,
-        jnp.square(jnp.cos(done * half_pi_over_total)),
-        jnp.square(jnp.sin(left * half_pi_over_total)),
-    )
+    first_half = done <= left
+    sin2 = jnp.square(jnp.sin(jnp.where(first_half, done, left) * half_pi_over_total))
+    return jnp.where(first_half, const(1.0, dtype) - sin2, sin2)
 
 
 def periodic_cosine(t: jax.Array, period_half: int) -> jax.Array:

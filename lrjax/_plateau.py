@@ -22,6 +22,10 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 _HIGH_BITS = np.uint32(0xFFFFF000)
 # In float32, a reduction whose size exceeds eps by less than 4 float32 ulps of the lr is skipped.
 _EPS_TIE = 2.0**-22
+# is_better skips the exact float32 comparison when the metric is farther than this (relative to the
+# magnitudes involved, plus an absolute floor) from the float32 bound: 16x the bound's worst error.
+_FAR = 2.0**-20
+_TINY = 2.0**-60
 
 
 class PlateauState(NamedTuple):
@@ -414,8 +418,19 @@ def reduce_lr_on_plateau(
         plain = a < bound if minimize else a > bound  # torch's own arithmetic (bit for bit in float64)
         if dtype != np.float32 or parts is None:
             return plain
-        exact, ok = _f32_better(a, best, parts, minimize=minimize, relative=relative)
-        return jnp.where(ok, exact, plain)  # plain float32 handles +-inf, NaN and overflow alike
+
+        def exact_test() -> jax.Array:
+            exact, ok = _f32_better(a, best, parts, minimize=minimize, relative=relative)
+            return jnp.where(ok, exact, plain)  # plain float32 handles +-inf, NaN and overflow alike
+
+        # The float32 bound differs from torch's float64 one by at most ~2**-24 (|bound| + threshold),
+        # so where ``a`` is farther from it than 2**-20 of the magnitudes involved (and everything is
+        # finite), the plain test already gives the exact answer: the exact test runs only near a tie.
+        # In a ``lax.scan`` over 10^6 updates this took the time from 112 ms to 11 ms (XLA:CPU, 2 cores);
+        # under ``vmap`` both branches are computed, as before.
+        scale = jnp.abs(a) + jnp.abs(best) + jnp.abs(bound) + jnp.asarray(0.0 if relative else thr, dtype)
+        far = jnp.abs(a - bound) > jnp.asarray(_FAR, dtype) * scale + jnp.asarray(_TINY, dtype)
+        return jax.lax.cond(far, lambda: plain, exact_test)
 
     def init(base_lr: ArrayLike) -> PlateauState:
         base = _base.hyper(base_lr, "base_lr")

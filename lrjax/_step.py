@@ -104,13 +104,21 @@ class _MultiStepLR(MultiplicativeSchedule):
         return _base.searchsorted(table, t, side="right").astype(jnp.int32)
 
     def factor(self, t):
-        count = self._count(t)
         n = self.milestones.size
         if _base.is_traced(self.gamma) or n == 0 or n > _POWER_TABLE_MAX:
-            return _base.power(self.gamma, count)
+            return _base.power(self.gamma, self._count(t))
         # gamma ** k for the few counts there are, computed once in float64 and rounded once: a chain
-        # of selects instead of an exp per step (1.6x faster on 10^6 steps) and correctly rounded.
+        # of selects instead of an exp per step, correctly rounded. On 10^6 steps (3 milestones, XLA:CPU)
+        # 0.24 ms, against 0.64 ms with an exp per step and 0.42 ms for optax.piecewise_constant_schedule.
         powers = _base.power_table(self.gamma, n)
+        if _base.is_int(t):
+            # Straight from the step: from each distinct milestone on, gamma ** (milestones <= it).
+            value = jnp.broadcast_to(const(powers[0]), jnp.shape(t))
+            for m in np.unique(self.milestones[self.milestones <= jnp.iinfo(t.dtype).max]):
+                k = int(np.searchsorted(self.milestones, m, side="right"))
+                value = jnp.where(t >= jnp.asarray(m, t.dtype), const(powers[k]), value)
+            return value
+        count = self._count(t)  # float steps: through the count, which orders NaN as searchsorted does
         value = jnp.broadcast_to(const(powers[0]), jnp.shape(count))
         for k in range(1, n + 1):
             value = jnp.where(count >= k, const(powers[k]), value)
