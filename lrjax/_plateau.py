@@ -430,6 +430,8 @@ def reduce_lr_on_plateau(
         # under ``vmap`` both branches are computed, as before.
         scale = jnp.abs(a) + jnp.abs(best) + jnp.abs(bound) + jnp.asarray(0.0 if relative else thr, dtype)
         far = jnp.abs(a - bound) > jnp.asarray(_FAR, dtype) * scale + jnp.asarray(_TINY, dtype)
+        if _base.is_concrete(far):  # eagerly, choose in Python: an eager lax.cond traces both branches
+            return plain if bool(far) else exact_test()
         return jax.lax.cond(far, lambda: plain, exact_test)
 
     def init(base_lr: ArrayLike) -> PlateauState:

@@ -71,6 +71,8 @@ def main() -> int:
             record(name, {b: _evaluate(momentum, steps, n, b) for b in (32, 64)},
                    np.asarray(case["expected"]["momentum"]))
 
+    notes: list[str] = []
+    drifting: set[str] = set()  # float64 compared with the exact value, not torch's drifted one
     if args.long:
         import test_long_runs
 
@@ -81,7 +83,20 @@ def main() -> int:
             steps = list(range(test_long_runs.N + 1))
             name = f"10^6 steps: {case['id']}"
             stats[name]["cases"] += 1
-            record(name, {b: _evaluate(lr, steps, len(steps), b) for b in (32, 64)}, np.asarray(expected["lr"]))
+            ours = {b: _evaluate(lr, steps, len(steps), b) for b in (32, 64)}
+            theirs = np.asarray(expected["lr"])
+            record(name, ours, theirs)
+            if "exact" in case:  # torch's float64 recursion drifts here: both against the exact value
+                drifting.add(name)
+                ours64, torch64 = ours[64].ravel(), theirs.ravel()
+                worst = np.argsort(-np.abs(ours64 - torch64))[:200]
+                exact = np.array([test_long_runs._exact(case["exact"], int(t)) for t in worst])
+                notes.append(
+                    f"* {name}: torch's float64 values drift from the exact ones (mpmath, 40 digits); at the "
+                    f"200 steps where lrjax and torch differ most, the worst relative error against the exact "
+                    f"value is {np.max(np.abs(ours64[worst] - exact) / np.abs(exact)):.1e} for lrjax and "
+                    f"{np.max(np.abs(torch64[worst] - exact) / np.abs(exact)):.1e} for torch "
+                    f"(tests/test_long_runs.py requires lrjax within the float64 contract of the exact value there).")
 
     lines = [
         "| scheduler | cases | values | float32 worst rel. error | float32 worst / allowed | "
@@ -89,14 +104,17 @@ def main() -> int:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for name, s in stats.items():
+        mark = " (torch drifts, see below)" if name in drifting else ""
         lines.append(f"| {name} | {s['cases']} | {s['values']} | {s[32][0]:.1e} | {s[32][1]:.2f} | "
-                     f"{s[64][0]:.1e} | {s[64][1]:.2f} |")
+                     f"{s[64][0]:.1e}{mark} | {s[64][1]:.2f}{mark} |")
     total_cases = sum(s["cases"] for n, s in stats.items() if "momentum" not in n)
     total_values = sum(s["values"] for s in stats.values())
+    f64 = [s[64] for n, s in stats.items() if n not in drifting]
+    but = f" (but the {len(drifting)} runs where torch drifts)" if drifting else ""
     lines.append(f"| **all** | {total_cases} | {total_values} | {max(s[32][0] for s in stats.values()):.1e} | "
-                 f"{max(s[32][1] for s in stats.values()):.2f} | {max(s[64][0] for s in stats.values()):.1e} | "
-                 f"{max(s[64][1] for s in stats.values()):.2f} |")
-    text = "\n".join(lines) + "\n"
+                 f"{max(s[32][1] for s in stats.values()):.2f} | {max(e[0] for e in f64):.1e}{but} | "
+                 f"{max(e[1] for e in f64):.2f}{but} |")
+    text = "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
     print(text)
     if args.write:
         with open(os.path.join(ROOT, "docs", "parity.md"), "w") as f:
