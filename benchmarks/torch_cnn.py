@@ -20,7 +20,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.optim as optim
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader
+
+from examples.mnist.torch_reference import _tensors, evaluate
 
 
 class TorchCNN(nn.Module):
@@ -63,11 +65,6 @@ def from_flax(params: Any) -> TorchCNN:
     return model
 
 
-def _tensors(images: np.ndarray, labels: np.ndarray) -> TensorDataset:
-    x = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))).float() / 255.0
-    return TensorDataset(x, torch.from_numpy(labels.astype(np.int64)))
-
-
 def train_torch_cnn(
     params: Any,
     train_data: tuple[np.ndarray, np.ndarray],
@@ -103,18 +100,9 @@ def train_torch_cnn(
             total_loss += loss.item()
         train_loss = total_loss / len(train_loader)
         log(f"Epoch {epoch}, Loss: {train_loss:.4f}, LR: {lr_used:.6f}")
-        model.eval()
-        correct = total = 0
-        test_loss = 0.0
-        with torch.no_grad():
-            for data, target in test_loader:
-                output = model(data)
-                test_loss += nn.functional.cross_entropy(output, target, reduction="sum").item()
-                correct += (output.argmax(1) == target).sum().item()
-                total += target.size(0)
-        accuracy = 100.0 * correct / total
+        test_loss, accuracy = evaluate(model, test_loader)
         log(f"Test Accuracy: {accuracy:.2f}%")
         sched.step()
-        history.append({"epoch": epoch, "lr": lr_used, "train_loss": train_loss, "test_loss": test_loss / total,
+        history.append({"epoch": epoch, "lr": lr_used, "train_loss": train_loss, "test_loss": test_loss,
                         "test_accuracy": accuracy, "seconds": time.perf_counter() - start})
     return history

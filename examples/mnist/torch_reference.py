@@ -47,6 +47,21 @@ def _tensors(images: np.ndarray, labels: np.ndarray) -> TensorDataset:
     return TensorDataset(x, torch.from_numpy(labels.astype(np.int64)))
 
 
+def evaluate(model: nn.Module, test_loader: DataLoader) -> tuple[float, float]:
+    """The seed's test loop: mean cross-entropy and accuracy (in %) of ``model`` on ``test_loader``."""
+    model.eval()
+    correct = total = 0
+    test_loss = 0.0
+    with torch.no_grad():
+        for data, target in test_loader:
+            output = model(data)
+            test_loss += nn.functional.cross_entropy(output, target, reduction="sum").item()
+            _, predicted = torch.max(output.data, 1)
+            total += target.size(0)
+            correct += (predicted == target).sum().item()
+    return test_loss / total, 100.0 * correct / total
+
+
 def train_torch(
     kernel: np.ndarray,
     bias: np.ndarray,
@@ -112,22 +127,12 @@ def train_torch(
         train_loss = total_loss / len(train_loader)
         log(f"Epoch {epoch}, Loss: {train_loss:.4f}, LR: {lr:.6f}")
 
-        model.eval()
-        correct = total = 0
-        test_loss = 0.0
-        with torch.no_grad():
-            for data, target in test_loader:
-                output = model(data)
-                test_loss += nn.functional.cross_entropy(output, target, reduction="sum").item()
-                _, predicted = torch.max(output.data, 1)
-                total += target.size(0)
-                correct += (predicted == target).sum().item()
-        accuracy = 100.0 * correct / total
+        test_loss, accuracy = evaluate(model, test_loader)
         log(f"Test Accuracy: {accuracy:.2f}%")
         if step_per == "epoch":
             sched.step()
         history.append({"epoch": epoch, "lr": lr, "momentum": momentum, "train_loss": train_loss,
-                        "test_loss": test_loss / total, "test_accuracy": accuracy,
+                        "test_loss": test_loss, "test_accuracy": accuracy,
                         "seconds": time.perf_counter() - start})
     return history, steps
 
