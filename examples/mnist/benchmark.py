@@ -145,9 +145,9 @@ def bench_torch(train_ds, steps: int, batch_size: int, repeats: int) -> dict[str
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
     criterion = torch.nn.CrossEntropyLoss()
 
-    def epoch_from_tensors():
+    def epoch(source) -> None:  # the seed's loop body, loss.item() (a sync per step) included
         total = 0
-        for x, y in batches:
+        for x, y in source:
             opt.zero_grad()
             loss = criterion(model(x), y)
             loss.backward()
@@ -155,22 +155,12 @@ def bench_torch(train_ds, steps: int, batch_size: int, repeats: int) -> dict[str
             total += loss.item()
         sched.step()
 
-    def epoch_with_loader():
-        total = 0
-        for x, y in loader:
-            opt.zero_grad()
-            loss = criterion(model(x), y)
-            loss.backward()
-            opt.step()
-            total += loss.item()
-        sched.step()
-
-    out = {"torch (batches prebuilt)": _time(epoch_from_tensors, repeats)}
+    out = {"torch (batches prebuilt)": _time(lambda: epoch(batches), repeats)}
     if steps >= len(loader):
-        out["torch (DataLoader, as the seed)"] = _time(epoch_with_loader, repeats)
+        out["torch (DataLoader, as the seed)"] = _time(lambda: epoch(loader), repeats)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # torch's thread pool suffers most when other processes share the cores
-    out["torch (batches prebuilt, 1 thread)"] = _time(epoch_from_tensors, repeats)
+    out["torch (batches prebuilt, 1 thread)"] = _time(lambda: epoch(batches), repeats)
     torch.set_num_threads(threads)
     return out
 

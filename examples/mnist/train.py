@@ -329,6 +329,19 @@ class Runner:
             outs.append(out)
         return state, jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
+    def pieces(self, state: TrainState, batches: dict[str, jax.Array], first: jax.Array, start: int,
+               cuts: list[int], bar: Any):
+        """Runs the epoch from position ``start`` one piece per cut after it (a ``segment`` each),
+        advancing ``bar``; yields ``(state, per-step metrics on the device, end of the piece)``."""
+        a = start
+        for b in cuts:
+            if b <= a:
+                continue
+            state, out = self.segment(state, batches, first, a, b)
+            bar.update(b - a)
+            yield state, out, b
+            a = b
+
     def run_epoch(self, state: TrainState, batches: dict[str, np.ndarray], first_step: int, desc: str = "",
                   start: int = 0):
         """Trains on ``batches[start:]`` (arrays with leading axes (steps, batch)).
@@ -344,14 +357,8 @@ class Runner:
         first = self.put_scalar(np.int32(first_step))
         bar = _progress_bar(steps, desc, self.progress, initial=start)
         outputs = []
-        a = start
-        for b in self.boundaries(steps):
-            if b <= a:
-                continue
-            state, out = self.segment(state, batches, first, a, b)
+        for state, out, _ in self.pieces(state, batches, first, start, self.boundaries(steps), bar):
             outputs.append(out)
-            bar.update(b - a)
-            a = b
         per_step = parallel.to_host(outputs)  # the epoch's one device-to-host transfer of metrics
         bar.close()
         return state, {k: np.concatenate([o[k] for o in per_step]) for k in per_step[0]}
@@ -830,14 +837,8 @@ class _Run:
         done: list[dict[str, np.ndarray]] = [partial] if start else []  # host, positions [0, a)
         pending: list[dict[str, jax.Array]] = []  # on the device, positions [a_0, a)
         checked = 0  # pieces of `pending` known to be finite
-        a = start
-        for b in runner.boundaries(spe, first, every):
-            if b <= a:
-                continue
-            state, out = runner.segment(state, batches, first_d, a, b)
+        for state, out, b in runner.pieces(state, batches, first_d, start, runner.boundaries(spe, first, every), bar):
             pending.append(out)
-            bar.update(b - a)
-            a = b
             # "stop": look at the flags of the piece before this one (done by now, or nearly), so
             # the host never waits for the piece it just dispatched. Frozen pieces cost nothing wrong.
             if stop_mode and len(pending) - 1 > checked:
