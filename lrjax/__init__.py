@@ -38,6 +38,7 @@ from lrjax._step import exponential_lr as exponential_lr
 from lrjax._step import multi_step_lr as multi_step_lr
 from lrjax._step import step_lr as step_lr
 from lrjax._torch import from_torch as from_torch
+from lrjax import registry as registry
 
 __version__ = "0.1.0"
 
@@ -73,6 +74,7 @@ __all__ = [
     "plot_lr_find",
     "polynomial_lr",
     "reduce_lr_on_plateau",
+    "registry",
     "sequential_lr",
     "sequential_plateau",
     "step_lr",
