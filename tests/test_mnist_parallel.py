@@ -43,7 +43,7 @@ _SCRIPT = r"""
 import contextlib, io, json, sys
 import jax
 import numpy as np
-from examples.mnist import input_pipeline, main, train
+from examples.mnist import epochs, input_pipeline, main, train
 from examples.mnist.configs.default import get_config
 
 workdir, out_path = sys.argv[1], sys.argv[2]
@@ -54,8 +54,9 @@ with jax.transfer_guard("disallow"):
     result = train.train_and_evaluate(config, workdir, log=lambda s: None)
     python_loop = train.train_and_evaluate(config.replace(loop="python", epochs=1), None, log=lambda s: None)
 leaves = jax.tree.leaves(result.state)
-plan, tx, graphdef, _ = train.setup(config, 16, abstract=True)
-runner = train.Runner(graphdef, tx, plan, "scan", progress=False)
+plan, tx, graphdef, _ = train.setup(config, 16)
+runner = epochs.Runner(train.make_train_step(graphdef, tx, plan), train.make_eval_step(graphdef), None, "scan",
+                       progress=False)
 train_ds, test_ds = input_pipeline.load("embedded", None, 1024, 200)
 batches = runner.put_epoch(input_pipeline.batch(train_ds, input_pipeline.epoch_order(0, 1, 1024), 64))
 eval_batch = runner.eval_batches(test_ds, 100)[0]
@@ -178,7 +179,7 @@ def test_one_and_eight_devices_give_the_same_run(tmp_path):
     try:
         config = main.config_from_args(main.build_parser().parse_args(ARGS))
         with jax.numpy_dtype_promotion("standard"):
-            _, _, _, abstract = train.setup(config, 16, abstract=True)
+            _, _, _, abstract = train.setup(config, 16)
         step = ckpts.latest()
         state = ckpts.restore(step, abstract)  # written by 2 processes, read (and checksummed) by one
     finally:

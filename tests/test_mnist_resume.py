@@ -32,7 +32,7 @@ import pytest
 # `pytest` does not.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from examples.mnist import checkpointing, main, train
+from examples.mnist import checkpointing, epochs, main, resume, train
 from examples.mnist.configs.default import get_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -51,7 +51,7 @@ TOTAL = 64
 # after each piece of an epoch; orbax's rename finalizes a checkpoint.
 DRIVER = r"""
 import os, signal, sys, time
-from examples.mnist import main, train
+from examples.mnist import epochs, main
 
 stop_at = int(os.environ.get("STOP_AT", "0"))
 seen = [0]
@@ -63,7 +63,7 @@ def update(self, n):
             f.write(str(seen[0]))
         time.sleep(600)
 
-train._NoBar.update = update
+epochs.NoBar.update = update
 crash_at = os.environ.get("CRASH_IN_SAVE", "")
 if crash_at:
     from orbax.checkpoint._src.path import async_path
@@ -115,7 +115,7 @@ def _final_state(workdir):
     """The run's last checkpoint, read back (layout and checksum verified) as NumPy arrays."""
     config = main.config_from_args(main.build_parser().parse_args(ARGS))
     with jax.numpy_dtype_promotion("standard"):
-        _, _, _, abstract = train.setup(config, 16, abstract=True)
+        _, _, _, abstract = train.setup(config, 16)
     ckpts = checkpointing.Checkpoints(os.path.join(workdir, "checkpoints"))
     try:
         step = ckpts.latest()
@@ -166,7 +166,7 @@ def test_interrupted_runs_resume_to_the_same_bits(tmp_path, monkeypatch):
     with jax.numpy_dtype_promotion("standard"):
         train.train_and_evaluate(config, str(ref), log=lambda s: None)
         with monkeypatch.context() as m:
-            m.setattr(train._NoBar, "update", sigterm_at_40)
+            m.setattr(epochs.NoBar, "update", sigterm_at_40)
             with pytest.raises(train.RunStopped) as e:
                 train.train_and_evaluate(config, str(term), log=lambda s: None)
         assert e.value.signum == signal.SIGTERM and e.value.step == 40
@@ -246,13 +246,13 @@ def _damage(step_dir, how):
             data.write_bytes(bytes(raw))
         else:
             data.write_bytes(bytes(raw[: len(raw) // 2]))
-    elif how == "truncated_meta":
-        meta = step_dir / "meta" / "metadata"
+    elif how == "truncated_meta":  # orbax's step metadata, which holds the trainer's record
+        meta = step_dir / "_CHECKPOINT_METADATA"
         meta.write_bytes(meta.read_bytes()[:40])
-    elif how == "edited_meta":  # still valid JSON, one recorded loss changed
-        path = step_dir / "meta" / "metadata"
+    elif how == "edited_meta":  # still valid JSON, one recorded value changed
+        path = step_dir / "_CHECKPOINT_METADATA"
         meta = json.loads(path.read_text())
-        meta["steps"]["loss"][0] += 1.0
+        meta["custom_metadata"]["history"][0]["train_loss"] += 1.0
         path.write_text(json.dumps(meta))
     elif how == "no_state":
         shutil.rmtree(state)
@@ -264,14 +264,18 @@ def test_checkpoint_holds_the_whole_run(finished_run):
     ckpts = checkpointing.Checkpoints(str(workdir / "checkpoints"))
     try:
         meta = ckpts.read_meta(6)
-        _, _, _, abstract = train.setup(small(), 4, abstract=True)
+        sizes = {step: len(json.dumps(ckpts.read_meta(step))) for step in (4, 6, 8)}
+        _, _, _, abstract = train.setup(small(), 4)
         state = ckpts.restore(8, abstract)
     finally:
         ckpts.close()
     assert (meta["step"], meta["epoch"], meta["position"], meta["steps_per_epoch"]) == (6, 2, 2, 4)
-    assert meta["config"]["optimizer"] == "sgd" and meta["config"]["seed"] == 0 and "epochs" not in meta["config"]
+    assert meta["config"]["optimizer"] == "sgd" and meta["config"]["seed"] == 0 and meta["config"]["epochs"] == 2
+    assert resume.run_fields(meta["config"]) == resume.run_fields(small())
     assert meta["data"]["seed"] == 0 and meta["data"]["num_examples"] == 200 and len(meta["data"]["order_sha256"]) == 64
-    assert len(meta["history"]) == 1 and len(meta["steps"]["loss"]) == 6 and len(meta["steps"]["learning_rate"]) == 6
+    # Per-update metrics of the epoch in progress only (updates 4 and 5 at step 6), not of the whole run.
+    assert len(meta["history"]) == 1 and len(meta["partial"]["loss"]) == 2 and len(meta["partial"]["learning_rate"]) == 2
+    assert sizes[8] - sizes[6] < 400  # an epoch adds a row, not its updates
     assert meta["versions"]["jax"] == jax.__version__
     # Optimizer state: inject_hyperparams' lr and momentum, optax's count; the plateau state.
     assert int(state.step) == 8 and int(state.opt_state.count) == 8
@@ -364,6 +368,7 @@ def test_foreign_files_in_the_checkpoint_directory_are_not_deleted(tmp_path):
 
 @pytest.mark.parametrize("error, status", [
     (train.RunStopped("stopped by SIGTERM after 40 updates", signal.SIGTERM, 40), 143),
+    (checkpointing.CheckpointWriteError("could not write checkpoint 40", None), 1),
     (train.RunStopped("stopped by SIGINT after 40 updates", signal.SIGINT, 40), 130),
     (train.NonFiniteError("non-finite training at update 6", 5, None, None), 3),
     (checkpointing.CheckpointError("checkpoint x is corrupt or incomplete"), 2),

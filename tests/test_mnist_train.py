@@ -21,7 +21,7 @@ from flax import nnx
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import lrjax
-from examples.mnist import input_pipeline, metrics, schedules, train
+from examples.mnist import epochs, input_pipeline, metrics, schedules, train
 from examples.mnist.configs.default import get_config
 
 TINY = dict(train_examples=200, test_examples=100, progress=False, plot=False)
@@ -77,7 +77,7 @@ def test_training_reduces_the_loss_sgd_strict(tmp_path):
 def test_cnn_one_tiny_epoch(standard_promotion):
     config = tiny(model="cnn", epochs=1, train_examples=64, test_examples=64)
     result = train.train_and_evaluate(config, None, log=lambda s: None)
-    assert train.choose_loop(config, "cpu") == "python" and train.choose_loop(config, "gpu") == "scan"
+    assert epochs.choose_loop("auto", "cnn", "cpu") == "python" and epochs.choose_loop("auto", "cnn", "gpu") == "scan"
     assert np.isfinite(result.history[0]["train_loss"])
     assert set(nnx.to_pure_dict(result.state.params)) == {"conv1", "conv2", "dense1", "dense2"}
 
@@ -163,8 +163,13 @@ def test_warmup_then_plateau(standard_promotion):
 
 
 def _runner(config, steps):
-    plan, tx, graphdef, state = train.setup(config, steps)
-    return plan, graphdef, tx, state
+    plan, tx, graphdef, _ = train.setup(config, steps)
+    return plan, graphdef, tx, train.create_train_state(config, tx, plan)
+
+
+def _make_runner(graphdef, tx, plan, loop, progress, **kwargs):
+    return epochs.Runner(train.make_train_step(graphdef, tx, plan), train.make_eval_step(graphdef),
+                         plan.plateau.update if plan.plateau is not None else None, loop, progress, **kwargs)
 
 
 def test_scan_chunks_and_python_loop_agree():
@@ -176,7 +181,7 @@ def test_scan_chunks_and_python_loop_agree():
     outcomes = []
     for loop, progress in [("scan", False), ("scan", True), ("python", False)]:
         plan, graphdef, tx, state = _runner(config, 4)
-        runner = train.Runner(graphdef, tx, plan, loop, progress, progress_updates=3)
+        runner = _make_runner(graphdef, tx, plan, loop, progress, progress_updates=3)
         state, per_step = runner.run_epoch(state, batches, first_step=0)
         outcomes.append((per_step, state))
     for per_step, state in outcomes[1:]:
@@ -195,7 +200,7 @@ def test_epoch_makes_no_implicit_host_transfer():
     batches = input_pipeline.batch(train_ds, input_pipeline.epoch_order(0, 1, 200), 64)
     for loop in ("scan", "python"):
         plan, graphdef, tx, state = _runner(config, 4)
-        runner = train.Runner(graphdef, tx, plan, loop, progress=False)
+        runner = _make_runner(graphdef, tx, plan, loop, progress=False)
         test_batches = runner.eval_batches(test_ds, 64)
         with jax.transfer_guard("disallow"):
             state, _ = runner.run_epoch(state, batches, first_step=0)
@@ -209,6 +214,7 @@ def test_train_state_is_one_pytree():
     leaves = jax.tree.leaves(state)
     assert all(isinstance(x, jax.Array) for x in leaves)
     assert len({id(x) for x in leaves}) == len(leaves)  # distinct buffers: the state can be donated
+    assert len({x.unsafe_buffer_pointer() for x in leaves}) == len(leaves)
     restored = jax.tree.unflatten(jax.tree.structure(state), [np.asarray(x) for x in leaves])
     assert isinstance(restored, train.TrainState)
 

@@ -10,7 +10,7 @@
 * ``torch``: the PyTorch example's loop (linear model only; needs torch).
 
 Each figure is the median over ``--repeats`` timed epochs after a compiled warm-up, with
-``block_until_ready``. The results decide ``train._LOOP``.
+``block_until_ready``. The results decide ``epochs._LOOP``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import jax
 import numpy as np
 import optax
 
-from examples.mnist import input_pipeline, train
+from examples.mnist import epochs, input_pipeline, train
 from examples.mnist.configs.default import get_config
 
 
@@ -43,19 +43,21 @@ def bench_model(model: str, steps: int, repeats: int) -> dict[str, float]:
     train_ds, _ = input_pipeline.load(config.dataset)
     batches = input_pipeline.batch(train_ds, input_pipeline.epoch_order(0, 1, len(train_ds)), config.batch_size)
     batches = jax.device_put(jax.tree.map(lambda a: a[:steps], batches))
-    plan, tx, graphdef, state0 = train.setup(config, steps)
+    plan, tx, graphdef, _ = train.setup(config, steps)
+    state0 = train.create_train_state(config, tx, plan)
     results = {}
 
     def fresh():
         return jax.tree.map(lambda x: x.copy(), state0)
 
-    scan_runner = train.Runner(graphdef, tx, plan, "scan", progress=False)
+    scan_runner = epochs.Runner(train.make_train_step(graphdef, tx, plan), train.make_eval_step(graphdef), None,
+                                "scan", progress=False)
 
     def run_scan(pieces):
         def go():
             state = fresh()
             first = jax.device_put(np.int32(0))
-            for a, b in train._chunks(steps, pieces):
+            for a, b in epochs.chunks(steps, pieces):
                 state, _ = scan_runner._scan(state, batches, first, b - a)
             jax.block_until_ready(state)
         return go

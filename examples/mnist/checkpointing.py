@@ -1,23 +1,25 @@
-"""Checkpoints of a training run with orbax-checkpoint, written atomically and checked on restore.
+"""Checkpoints of a training run with orbax-checkpoint: written atomically, checked on restore.
 
 A checkpoint is one orbax step directory ``<workdir>/checkpoints/<step>`` (``step``: optimizer
-updates done) with two items:
+updates done) holding
 
-* ``state``: the whole :class:`~examples.mnist.train.TrainState` pytree (update count, parameters,
-  optimizer state with its injected lr/momentum and its own count, plateau state), as NumPy arrays
-  (``ocp.args.StandardSave``);
-* ``meta``: JSON (``ocp.args.JsonSave``): where the run is (epoch, position in it), what defines
-  it (the config fields that decide the numbers, the data order's seed and a hash of the epoch's
-  order), the metrics so far (the per-epoch rows and every update's loss/lr/momentum), the
-  layout (path, shape, dtype of every leaf) and SHA-256 of the state's bytes, and a SHA-256 of
-  the JSON itself.
+* the item ``state``: the whole :class:`~examples.mnist.train.TrainState` pytree (update count,
+  parameters, optimizer state with its injected lr/momentum and its own count, plateau state),
+  as NumPy arrays (``ocp.args.StandardSave``);
+* orbax's step metadata, whose ``custom_metadata`` is this trainer's record (JSON): where the run
+  is (epoch, position in it), the run's config (the fields that decide the numbers are compared
+  on resume), a hash of the epoch's data order, the per-epoch rows so far and the per-update
+  metrics of the epoch in progress only (so a checkpoint's size does not grow with the run), the
+  layout (path, shape, dtype) and SHA-256 of the state's arrays, and a SHA-256 of the record.
 
-Atomicity is orbax's: a step is written into ``<step>.orbax-checkpoint-tmp`` and renamed to
-``<step>`` when complete, so a crash during a save leaves the previous checkpoints as they were;
-the unfinished directory is ignored, and removed when the next run opens the directory
-(``cleanup_tmp_directories``). A finalized step that is damaged later (truncated or altered files)
-or that belongs to another model is detected on restore (layout and hash) and raises
-:class:`CheckpointError`; nothing is loaded from it.
+Orbax decides when to save (``save_decision_policy``: every N updates and every N epochs' worth of
+updates; the run's end and a stop are forced), keeps the latest N (``max_to_keep``), and writes
+atomically: a step is written into ``<step>.orbax-checkpoint-tmp`` and renamed when complete, so a
+crash during a save leaves the earlier checkpoints as they were; the leftover is removed when the
+next run opens the directory. A finalized step damaged later (truncated or altered files) or of
+another model is detected on restore (layout and hashes) and raises :class:`CheckpointError`;
+nothing is loaded from it. A save that fails (disk full, directory gone or read-only) raises
+:class:`CheckpointWriteError`, which names the last good checkpoint.
 """
 
 from __future__ import annotations
@@ -25,19 +27,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
-import shutil
 from typing import Any
 
 import jax
 import numpy as np
 
-FORMAT = "lrjax-mnist-checkpoint/1"
-_STEP_DIR = re.compile(r"^\d+(\.orbax-checkpoint-tmp.*)?$")
+FORMAT = "lrjax-mnist-checkpoint/2"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint cannot be used (corrupt, incomplete, or of another run); the message says why."""
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, permissions, ...). ``last_good``: the latest complete one."""
+
+    def __init__(self, message: str, last_good: str | None):
+        super().__init__(message)
+        self.last_good = last_good
 
 
 def layout(tree: Any) -> list[list[Any]]:
@@ -54,99 +61,116 @@ def digest(tree: Any) -> str:
     return h.hexdigest()
 
 
-def archive(directory: str) -> tuple[str, int | None] | None:
-    """Moves an earlier run's checkpoints out of the way of a new run; nothing is deleted.
-
-    ``directory`` is renamed to ``<directory>.previous-<k>`` with the first free ``k``. Returns
-    ``(new path, latest step moved)``, or None if there was nothing to move. Refuses
-    (CheckpointError) if ``directory`` holds anything that is not a checkpoint step.
-    """
-    if not os.path.isdir(directory) or not os.listdir(directory):
-        return None
-    entries = os.listdir(directory)
-    foreign = [e for e in entries if not _STEP_DIR.match(e)]
-    if foreign:
-        raise CheckpointError(f"{directory} holds files that are not checkpoints ({', '.join(sorted(foreign)[:5])}); "
-                              "not touching it. Choose another --workdir.")
-    steps = [int(e) for e in entries if e.isdigit()]
-    k = 1
-    while os.path.exists(f"{directory}.previous-{k}"):
-        k += 1
-    target = f"{directory}.previous-{k}"
-    os.rename(directory, target)
-    return target, (max(steps) if steps else None)
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 class Checkpoints:
     """The checkpoints of one run: an ``ocp.CheckpointManager`` over ``directory``.
 
-    Saves are asynchronous (orbax writes in a background thread; the next save, ``wait`` and
-    ``close`` wait for it). ``keep``: how many of the latest checkpoints are kept.
+    ``every_steps``: save when the update count is a multiple of it (0: never); ``every_epochs``:
+    every that many epochs of ``steps_per_epoch`` updates (0: never). Saves are asynchronous
+    (orbax writes in a background thread; the next save, ``wait`` and ``close`` wait for it).
     """
 
-    def __init__(self, directory: str, keep: int = 3):
+    def __init__(self, directory: str, keep: int = 3, *, every_steps: int = 0, every_epochs: int = 0,
+                 steps_per_epoch: int = 1):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, cleanup_tmp_directories=True, create=True)
+        policies = [ocp.checkpoint_managers.FixedIntervalPolicy(n)
+                    for n in (every_steps, every_epochs * steps_per_epoch) if n > 0]
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep, cleanup_tmp_directories=True, create=True,
+            save_decision_policy=ocp.checkpoint_managers.AnySavePolicy(policies))
         try:
-            self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state", "meta"))
+            self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state",))
         except OSError as e:
             raise CheckpointError(f"cannot use the checkpoint directory {self.directory!r}: {e.strerror or e}") from None
+        self._last_saved: int | None = self.latest()
 
     # --- what is there ---
 
     def steps(self) -> list[int]:
-        """The checkpoints, oldest first: those found when the directory was opened (finalized ones only;
-        unfinished ``*.orbax-checkpoint-tmp`` directories are not checkpoints) and those saved since."""
+        """The finalized checkpoints, oldest first (``*.orbax-checkpoint-tmp`` directories are not checkpoints)."""
         return sorted(self._manager.all_steps())
 
     def latest(self) -> int | None:
-        steps = self.steps()
-        return steps[-1] if steps else None
+        return self._manager.latest_step()
 
     def path(self, step: int) -> str:
         return os.path.join(self.directory, str(step))
 
     # --- writing ---
 
-    def save(self, step: int, state: Any, meta: dict[str, Any]) -> None:
-        """Starts writing checkpoint ``step``: ``state`` (NumPy leaves, already on the host) and ``meta``.
+    def should_save(self, step: int) -> bool:
+        """Whether orbax's policy saves at update ``step`` (every N updates or epochs, not saved yet)."""
+        return self._manager.should_save(step)
+
+    def save(self, step: int, state: Any, meta: dict[str, Any], *, force: bool = False) -> str:
+        """Starts writing checkpoint ``step``: ``state`` (NumPy leaves, on the host) and the record ``meta``.
 
         Orbax writes in a background thread, after this returns: what it writes is a private copy
-        of both (the caller goes on changing its metrics lists, and on CPU ``jax.device_get`` may
-        return views of device buffers).
+        (on CPU ``jax.device_get`` may return views of device buffers). Raises
+        :class:`CheckpointWriteError` if this or the previous save failed.
         """
         state = jax.tree.map(lambda x: np.array(x, copy=True), state)
-        meta = json.loads(json.dumps(meta))
-        meta = {"format": FORMAT, **meta, "step": int(step), "layout": layout(state), "sha256": digest(state)}
+        meta = {"format": FORMAT, **json.loads(json.dumps(meta)), "step": int(step), "layout": layout(state),
+                "sha256": digest(state)}
         meta["meta_sha256"] = _meta_digest(meta)
         args = self._ocp.args
-        self._manager.save(int(step), args=args.Composite(state=args.StandardSave(state), meta=args.JsonSave(meta)))
+        try:
+            self._manager.save(int(step), args=args.Composite(state=args.StandardSave(state)),
+                               custom_metadata=meta, force=force)
+        except Exception as e:  # noqa: BLE001 - orbax/tensorstore/OS errors all mean: not written
+            raise self._write_error(step, e) from None
+        self._last_saved = int(step)
+        return self.path(step)
 
     def wait(self) -> None:
         """Blocks until the checkpoint being written (if any) is complete on disk."""
-        self._manager.wait_until_finished()
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:  # noqa: BLE001
+            raise self._write_error(self._last_saved, e) from None
 
     def close(self) -> None:
-        self._manager.close()
+        try:
+            self._manager.close()
+        except Exception:  # noqa: BLE001 - a failed write was reported by wait(); closing must not raise again
+            pass
+
+    def _write_error(self, step: int | None, error: BaseException) -> CheckpointWriteError:
+        good = [s for s in self._safe_steps() if step is None or s < step]
+        last = self.path(good[-1]) if good else None
+        where = f"the last good checkpoint is {last}" if last else "there is no earlier checkpoint"
+        return CheckpointWriteError(
+            f"could not write checkpoint {step} in {self.directory} ({_first_line(error)}); {where}. "
+            "Free disk space or make the directory writable, then run the same command with --resume.", last)
+
+    def _safe_steps(self) -> list[int]:
+        try:
+            return sorted(int(e) for e in os.listdir(self.directory) if e.isdigit())
+        except OSError:
+            return []
 
     # --- reading ---
 
     def read_meta(self, step: int) -> dict[str, Any]:
-        """The JSON of checkpoint ``step``, checked to be one of this trainer's."""
-        args = self._ocp.args
+        """The record of checkpoint ``step``, checked to be one of this trainer's and intact."""
         try:
-            meta = self._manager.restore(step, args=args.Composite(meta=args.JsonRestore()))["meta"]
-        except Exception as e:  # noqa: BLE001 - orbax/tensorstore/json errors all mean: unreadable
+            meta = self._manager.metadata(step).custom_metadata
+        except Exception as e:  # noqa: BLE001 - orbax/json errors all mean: unreadable
             raise self._corrupt(step, e) from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("step") != step:
+        if not isinstance(meta, dict) or not meta:
+            raise self._corrupt(step, "its record (orbax's custom metadata) is missing or unreadable")
+        if meta.get("format") != FORMAT or meta.get("step") != step:
             raise CheckpointError(f"{self.path(step)} is not a checkpoint of this trainer "
-                                  f"(format {meta.get('format') if isinstance(meta, dict) else None!r}, "
-                                  f"expected {FORMAT!r}).")
+                                  f"(format {meta.get('format')!r}, expected {FORMAT!r}).")
         if meta.get("meta_sha256") != _meta_digest(meta):
-            raise self._corrupt(step, "its JSON does not match the checksum saved with it")
+            raise self._corrupt(step, "its record does not match the checksum saved with it")
         return meta
 
     def restore(self, step: int, abstract_state: Any, meta: dict[str, Any] | None = None) -> Any:
@@ -173,13 +197,11 @@ class Checkpoints:
         return state
 
     def _corrupt(self, step: int, error: Any) -> CheckpointError:
-        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        if isinstance(error, Exception):
-            text = f"{type(error).__name__}: {text}"
+        text = _first_line(error) if isinstance(error, BaseException) else str(error)
         older = [s for s in self.steps() if s < step]
         hint = (f"The previous checkpoint (step {older[-1]}) is untouched: delete {self.path(step)} and run "
                 "again with --resume to continue from it, " if older else "")
-        return CheckpointError(f"checkpoint {self.path(step)} is corrupt or incomplete ({text[:300]}); "
+        return CheckpointError(f"checkpoint {self.path(step)} is corrupt or incomplete ({text}); "
                                f"nothing was loaded from it. {hint}or start a new run without --resume.")
 
 
@@ -193,10 +215,7 @@ def describe_layout_difference(found: list[list[Any]], expected: list[list[Any]]
     """A short human-readable difference between two :func:`layout` lists."""
     f = {p: (tuple(s), d) for p, s, d in found}
     e = {p: (tuple(s), d) for p, s, d in expected}
-    parts = []
-    for p in e:
-        if p in f and f[p] != e[p]:
-            parts.append(f"{p} is {_fmt(f[p])} in the checkpoint, {_fmt(e[p])} in this run")
+    parts = [f"{p} is {_fmt(f[p])} in the checkpoint, {_fmt(e[p])} in this run" for p in e if p in f and f[p] != e[p]]
     missing = [p for p in e if p not in f]
     extra = [p for p in f if p not in e]
     if missing:

@@ -1,60 +1,149 @@
-"""The metrics file (JSON lines, one row per epoch), the per-update CSV, and the figure."""
+"""What a run writes beside its checkpoints: ``metrics.jsonl``, ``steps.csv``, TensorBoard events, the figure.
+
+* ``metrics.jsonl``: one JSON row per epoch (``epoch``, ``step``, ``lr``, ``momentum`` when
+  scheduled, ``train_loss``, ``test_loss``, ``test_accuracy`` in %, ``seconds``).
+* ``steps.csv``: every update (``step``, ``epoch``, ``lr``, [``momentum``], ``loss``), appended
+  after each epoch. A resumed run cuts both files back to what its checkpoint holds, then appends.
+* ``tensorboard/``: the same values as TensorBoard scalars (``tensorboard --logdir WORKDIR``),
+  written with TensorBoard's own event writer (``tensorboard.summary.writer``, what
+  ``torch.utils.tensorboard`` uses). A resumed run marks its start (a ``SessionLog.START`` event),
+  so TensorBoard drops the points an interrupted run logged after its checkpoint.
+* ``metrics.png`` (``plot=True``): lr (and momentum) per update, losses, accuracy (matplotlib).
+
+Every write that fails (disk full, a read-only directory) raises :class:`OutputError`, one line.
+"""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-EPOCH_FIELDS = ("epoch", "step", "lr", "momentum", "train_loss", "test_loss", "test_accuracy", "seconds")
+STEP_KEYS = ("lr", "momentum", "loss")
+
+
+class OutputError(RuntimeError):
+    """A log file could not be written; the message says which and why."""
+
+
+def format_lr(lr: float) -> str:
+    """The seed's ``f"{lr:.6f}"`` where it shows the value to 3 significant digits, else ``2.000e-07``."""
+    fixed = f"{lr:.6f}"
+    if lr == 0 or (math.isfinite(lr) and abs(float(fixed) - lr) <= 1e-3 * abs(lr)):
+        return fixed
+    return f"{lr:.3e}"
 
 
 class MetricsWriter:
-    """Writes ``metrics.jsonl`` row by row (flushed after each epoch) and ``steps.csv`` at the end.
+    """Writes ``metrics.jsonl``, ``steps.csv`` and (``tensorboard=True``) TensorBoard events into ``workdir``."""
 
-    ``metrics.jsonl`` rows: ``epoch`` (1-based), ``step`` (optimizer updates done), ``lr`` (the lr
-    of the epoch's last update), ``momentum`` (only when scheduled), ``train_loss`` (mean of the
-    batch losses), ``test_loss``, ``test_accuracy`` (%), ``seconds`` (wall time of the epoch,
-    evaluation included; the first epoch includes compilation). A resumed run rewrites the rows of
-    the epochs its checkpoint holds (:meth:`start`), then appends.
-    """
-
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, *, tensorboard: bool = True):
+        self.workdir = workdir
         self.metrics_path = os.path.join(workdir, "metrics.jsonl")
         self.steps_path = os.path.join(workdir, "steps.csv")
-        # Checked now, so that an unwritable directory is reported before training; nothing of an
-        # earlier run is touched until start() (a resume may still fail on its checkpoint).
-        probe = os.path.join(workdir, f".write-test-{os.getpid()}")
-        with open(probe, "w", encoding="utf-8"):
-            pass
-        os.remove(probe)
-        for path in (self.metrics_path, self.steps_path):
-            if os.path.exists(path):
-                with open(path, "a", encoding="utf-8"):
-                    pass
+        self.tensorboard_dir = os.path.join(workdir, "tensorboard") if tensorboard else None
+        self._events = None
+        self._keys: list[str] = []
 
-    def start(self, rows: Sequence[dict[str, Any]] = ()) -> None:
-        """Starts ``metrics.jsonl`` afresh, with ``rows`` (the epochs a resumed run already did)."""
-        with open(self.metrics_path, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row) + "\n")
+    def _io(self, what: str, path: str, error: OSError) -> OutputError:
+        return OutputError(f"could not {what} {path}: {error.strerror or error}")
 
-    def write_epoch(self, row: dict[str, Any]) -> None:
-        with open(self.metrics_path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row) + "\n")
+    def start(self, rows: Sequence[dict[str, Any]], keys: list[str], steps_done: int,
+              steps_per_epoch: int) -> dict[str, np.ndarray]:
+        """Starts the logs of a run whose first ``steps_done`` updates (and ``rows``) are done.
 
-    def write_steps(self, steps: dict[str, np.ndarray], steps_per_epoch: int) -> None:
-        keys = [k for k in ("lr", "momentum", "loss") if k in steps]
+        A new run (``steps_done == 0``) starts both files afresh. A resumed run rewrites
+        ``metrics.jsonl`` with ``rows`` and keeps the first ``steps_done`` updates of ``steps.csv``;
+        returns those updates' values (``keys``: "lr", ["momentum"], "loss"), as float32 arrays
+        (NaN where the file had fewer rows).
+        """
+        self._keys = list(keys)
+        kept: list[list[str]] = []
+        if steps_done:
+            try:
+                with open(self.steps_path, encoding="utf-8", newline="") as f:
+                    reader = csv.reader(f)
+                    header = next(reader, [])
+                    kept = [row for _, row in zip(range(steps_done), reader)]
+                if header != ["step", "epoch", *keys]:
+                    kept = []
+            except (OSError, ValueError):
+                kept = []
+        try:
+            with open(self.metrics_path, "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(row) + "\n" for row in rows)
+        except OSError as e:
+            raise self._io("write", self.metrics_path, e) from None
+        try:
+            with open(self.steps_path, "w", encoding="utf-8", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["step", "epoch", *keys])
+                w.writerows(kept)
+        except OSError as e:
+            raise self._io("write", self.steps_path, e) from None
+        values = {k: np.full(steps_done, np.nan, np.float32) for k in keys}
+        for i, row in enumerate(kept):
+            for j, k in enumerate(keys):
+                values[k][i] = np.float32(float(row[2 + j]))
+        self._next_step = len(kept)
+        if self.tensorboard_dir is not None:
+            self._start_events(steps_done)
+        return values
+
+    def _start_events(self, steps_done: int) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event, SessionLog
+        from tensorboard.summary.writer.event_file_writer import EventFileWriter
+
+        try:
+            os.makedirs(self.tensorboard_dir, exist_ok=True)
+            self._events = EventFileWriter(self.tensorboard_dir)
+        except OSError as e:
+            raise self._io("write", self.tensorboard_dir, e) from None
+        self._events.add_event(Event(wall_time=time.time(), step=steps_done,
+                                     session_log=SessionLog(status=SessionLog.START)))
+
+    def _scalars(self, step: int, values: dict[str, float]) -> None:
+        from tensorboard.compat.proto.event_pb2 import Event
+        from tensorboard.compat.proto.summary_pb2 import Summary
+
+        summary = Summary(value=[Summary.Value(tag=tag, simple_value=float(v)) for tag, v in values.items()])
+        self._events.add_event(Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    def write_epoch(self, row: dict[str, Any], steps: dict[str, np.ndarray], first_step: int) -> None:
+        """Appends an epoch: its row to ``metrics.jsonl``, its updates (from ``first_step``) to ``steps.csv``."""
         n = len(steps["loss"])
-        with open(self.steps_path, "w", encoding="utf-8", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["step", "epoch", *keys])
+        epoch = row["epoch"]
+        try:
+            with open(self.steps_path, "a", encoding="utf-8", newline="") as f:
+                w = csv.writer(f)
+                for i in range(n):
+                    w.writerow([first_step + i, epoch, *(f"{float(steps[k][i]):.9g}" for k in self._keys)])
+        except OSError as e:
+            raise self._io("append to", self.steps_path, e) from None
+        try:
+            with open(self.metrics_path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        except OSError as e:
+            raise self._io("append to", self.metrics_path, e) from None
+        if self._events is not None:
             for i in range(n):
-                w.writerow([i, i // steps_per_epoch + 1, *(f"{float(steps[k][i]):.9g}" for k in keys)])
+                self._scalars(first_step + i + 1, {f"update/{k}": steps[k][i] for k in self._keys})
+            self._scalars(row["step"], {f"epoch/{k}": row[k] for k in
+                                        ("lr", "momentum", "train_loss", "test_loss", "test_accuracy") if k in row})
+
+    def close(self) -> None:
+        if self._events is not None:
+            try:
+                self._events.close()
+            except OSError as e:
+                raise self._io("write", self.tensorboard_dir, e) from None
+            self._events = None
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:
@@ -65,21 +154,19 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
 def plot(history: Sequence[dict[str, Any]], steps: dict[str, np.ndarray], steps_per_epoch: int, path: str,
          title: str = "") -> str:
     """Three panels against epochs: lr (and momentum), train/test loss, test accuracy. Returns ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     n = len(steps["loss"])
     x_steps = (np.arange(n) + 1) / steps_per_epoch  # update i ends at epoch (i + 1) / steps_per_epoch
     epochs = np.array([r["epoch"] for r in history], dtype=float)
-    fig, (ax_lr, ax_loss, ax_acc) = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    fig = Figure(figsize=(15, 4.2), layout="constrained")
+    ax_lr, ax_loss, ax_acc = fig.subplots(1, 3)
 
     ax_lr.plot(x_steps, steps["lr"], color="tab:blue", label="lr")
     ax_lr.set_xlabel("epoch")
     ax_lr.set_ylabel("learning rate")
     lrs = np.asarray(steps["lr"], dtype=float)
-    if lrs.min() > 0 and lrs.max() / lrs.min() > 50:
+    if np.nanmin(lrs) > 0 and np.nanmax(lrs) / np.nanmin(lrs) > 50:
         ax_lr.set_yscale("log")
     ax_lr.set_title("learning rate per update")
     if "momentum" in steps:
@@ -110,6 +197,8 @@ def plot(history: Sequence[dict[str, Any]], steps: dict[str, np.ndarray], steps_
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title if len(title) < 160 else title[:157] + "...", fontsize=9)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    try:
+        fig.savefig(path, dpi=110)
+    except OSError as e:
+        raise OutputError(f"could not write {path}: {e.strerror or e}") from None
     return path

@@ -31,8 +31,9 @@ class Config:
     optimizer_args: dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. {"momentum": 0.9}
     learning_rate: float = 1e-3  # the optimizer's lr: the base_lr of the schedule
     # --- learning-rate schedule: an lrjax config, {"name": ..., **torch keyword arguments} ---
-    # Any name of lrjax.available_schedules() (or torch's class name). For CyclicLR/OneCycleLR the
-    # torch keywords cycle_momentum/base_momentum/max_momentum are accepted too.
+    # Any name of lrjax.registry.names() (or torch's class name). For CyclicLR/OneCycleLR the torch
+    # keywords cycle_momentum/base_momentum/max_momentum are accepted too. A keyword that takes a
+    # function (lr_lambda, scale_fn) takes a Python function: from a Python config file only.
     schedule: dict[str, Any] = dataclasses.field(
         default_factory=lambda: {"name": "step_lr", "step_size": 2, "gamma": 0.1})
     # When the schedule steps: "epoch" (scheduler.step() after each epoch, as torch recipes do),
@@ -50,14 +51,15 @@ class Config:
     # --- execution ---
     loop: str = "auto"  # "scan" (an epoch as lax.scan), "python" (a loop over a jitted step), "auto"
     progress: bool = True  # tqdm progress bar over batches
-    plot: bool = True  # write metrics.png
+    tensorboard: bool = True  # TensorBoard events in <workdir>/tensorboard (tensorboard --logdir <workdir>)
+    plot: bool = False  # also write metrics.png (matplotlib: about 2 s, more than this run's training)
     # --- checkpoints (orbax, in <workdir>/checkpoints) and resuming ---
     checkpoint: bool = True  # write checkpoints (when there is a workdir); the run's end is always saved
     checkpoint_every_epochs: int = 1  # after every N-th epoch (0: only at the end)
     checkpoint_every_steps: int = 0  # also every N optimizer updates, in the middle of epochs too (0: never)
     keep_checkpoints: int = 3  # how many of the latest checkpoints are kept
     # Continue from the latest checkpoint in the workdir (a new run if there is none). Without it, a
-    # run replaces the workdir's checkpoints.
+    # new run starts and moves the workdir's earlier checkpoints aside.
     resume: bool = False
     resume_with_changes: bool = False  # resume even if the training settings differ from the checkpoint's
     # --- faults ---
