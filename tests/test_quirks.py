@@ -1,4 +1,4 @@
-"""torch behaviours from ../shared/TORCH_QUIRKS.md that the stored references cannot show on their own.
+"""torch behaviours from docs/torch_quirks.md that the stored references cannot show on their own.
 
 The examples of the document that concern valid input are stored cases (ids with "§", checked by
 test_parity.py); this file checks that they stay there, and covers the ones that need torch live:
@@ -46,7 +46,7 @@ def test_quirk_examples_are_stored_references():
 
 
 def test_stored_quirk_numbers():
-    """A few numbers of TORCH_QUIRKS.md, read from the stored torch output (not typed from the document)."""
+    """A few numbers of docs/torch_quirks.md, read from the stored torch output (not typed from the document)."""
     by_id = {c["id"]: c["expected"]["lr"][0] for c in refdata.load("schedules")}
     # §4: T_max=3, base 0.1 -> 0.1 * [1, .75, .25, 0, .25, .75, 1, .75] (periodic, rises after T_max)
     cos = lrjax.cosine_annealing_lr(0.1, 3)

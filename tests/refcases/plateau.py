@@ -120,7 +120,7 @@ def _case(cid: str, metrics: list[float], base_lr: Any = 1.0, **config: Any) -> 
 
 
 def quirk_cases() -> list[dict]:
-    """The examples of TORCH_QUIRKS.md §9, and torch's docstring."""
+    """The examples of docs/torch_quirks.md §9, and torch's docstring."""
     return [
         _case("§9/nan-always-bad", [NAN] * 5, patience=1, factor=0.5),
         _case("§9/nan-after-best", [1.0, NAN, NAN, 0.5, NAN, NAN, NAN], patience=1, factor=0.5),
@@ -136,7 +136,7 @@ def quirk_cases() -> list[dict]:
         _case("§9/base-below-min-lr", [1.0] * 5, base_lr=0.01, patience=0, min_lr=0.1),
         _case("§9/factor-0", [1.0] * 5, patience=0, factor=0.0),
         _case("§9/factor-0-min-lr", [1.0] * 5, patience=0, factor=0.0, min_lr=0.01),
-        # verbatim from ../shared/verify_quirks.py (Q9)
+        # verbatim from scripts/verify_torch_quirks.py (Q9)
         _case("§9/verify-nan", [NAN] * 5, patience=1, factor=0.5),
         _case("§9/verify-inf", [INF, INF, INF, 1.0], patience=1, factor=0.5),
         _case("§9/verify--inf", [1.0, -INF, 0.5, -1e9, -INF], patience=0, factor=0.5),

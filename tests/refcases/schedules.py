@@ -2,7 +2,7 @@
 
 Each case is run by torch 2.13.0 in ``tests/generate_reference.py`` and stored with the values
 torch produced; ``tests/test_parity.py`` compares lrjax against them. Case ids name the scheduler
-and, for TORCH_QUIRKS.md examples, the section (``§5``).
+and, for the examples of docs/torch_quirks.md, the section (``§5``).
 """
 
 from __future__ import annotations
