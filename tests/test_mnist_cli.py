@@ -60,7 +60,7 @@ SCHEDULE_ARGS = {
 def run_main(capsys, *argv):
     """``(exit code, stdout, stderr)`` of ``main.main(argv)``."""
     try:
-        code = main.main(list(argv))
+        code = main.main([*argv, "--no-compilation-cache"])
     except SystemExit as e:
         code = e.code
     out, err = capsys.readouterr()

@@ -149,7 +149,7 @@ def test_huge_learning_rate_stops_the_command_with_exit_status_3(tmp_path, capsy
     workdir = tmp_path / "run"
     try:
         code = main.main(["--train-examples", "200", "--test-examples", "100", "--optimizer", "sgd", "--lr", "1e38",
-                          "--no-progress", "--no-plot", "--workdir", str(workdir)])
+                          "--no-progress", "--no-plot", "--workdir", str(workdir), "--no-compilation-cache"])
     except SystemExit as e:
         code = e.code
     out, err = capsys.readouterr()

@@ -379,5 +379,5 @@ def test_exit_status_of_the_command(monkeypatch, capsys, error, status):
 
     monkeypatch.setattr(train, "train_and_evaluate", fail)
     with pytest.raises(SystemExit) as e:
-        main.main(["--train-examples", "64"])
+        main.main(["--train-examples", "64", "--no-compilation-cache"])
     assert e.value.code == status and str(error) in capsys.readouterr().err

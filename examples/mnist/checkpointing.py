@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from typing import Any
 
 import jax
@@ -66,27 +67,39 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
+def _os_cause(error: BaseException) -> str:
+    """The operating system's reason in an orbax/tensorstore error ("No space left on device"), else its first line."""
+    if isinstance(error, OSError) and error.strerror:
+        return error.strerror
+    code = re.search(r"os_error_code='(\d+)'|\[Errno (\d+)\]", str(error))
+    return os.strerror(int(code.group(1) or code.group(2))) if code else _first_line(error)
+
+
 class Checkpoints:
     """The checkpoints of one run: an ``ocp.CheckpointManager`` over ``directory``.
 
     ``every_steps``: save when the update count is a multiple of it (0: never); ``every_epochs``:
-    every that many epochs of ``steps_per_epoch`` updates (0: never). Saves are asynchronous
+    every that many epochs of ``steps_per_epoch`` updates (0: never); ``read_only``: only read (no
+    cleanup of unfinished saves, which may be another run's in progress). Saves are asynchronous
     (orbax writes in a background thread; the next save, ``wait`` and ``close`` wait for it).
     """
 
     def __init__(self, directory: str, keep: int = 3, *, every_steps: int = 0, every_epochs: int = 0,
-                 steps_per_epoch: int = 1):
+                 steps_per_epoch: int = 1, read_only: bool = False):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.directory = os.path.abspath(directory)
         policies = [ocp.checkpoint_managers.FixedIntervalPolicy(n)
                     for n in (every_steps, every_epochs * steps_per_epoch) if n > 0]
+        # read_only: for a look at another run's checkpoints (which may be being written): no cleanup.
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, cleanup_tmp_directories=True, create=True,
+            max_to_keep=keep, cleanup_tmp_directories=not read_only, create=not read_only, read_only=read_only,
+            save_interval_steps=0 if read_only else 1,
             save_decision_policy=ocp.checkpoint_managers.AnySavePolicy(policies))
         try:
-            self._manager = ocp.CheckpointManager(self.directory, options=options, item_names=("state",))
+            self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                                  item_handlers={"state": ocp.StandardCheckpointHandler()})
         except OSError as e:
             raise CheckpointError(f"cannot use the checkpoint directory {self.directory!r}: {e.strerror or e}") from None
         self._last_saved: int | None = self.latest()
@@ -142,12 +155,16 @@ class Checkpoints:
         except Exception:  # noqa: BLE001 - a failed write was reported by wait(); closing must not raise again
             pass
 
+    def last_complete(self) -> str | None:
+        """The directory of the latest checkpoint complete on disk (renamed by orbax), or None."""
+        good = self._safe_steps()
+        return self.path(good[-1]) if good else None
+
     def _write_error(self, step: int | None, error: BaseException) -> CheckpointWriteError:
-        good = [s for s in self._safe_steps() if step is None or s < step]
-        last = self.path(good[-1]) if good else None
+        last = self.last_complete()
         where = f"the last good checkpoint is {last}" if last else "there is no earlier checkpoint"
         return CheckpointWriteError(
-            f"could not write checkpoint {step} in {self.directory} ({_first_line(error)}); {where}. "
+            f"could not write a checkpoint in {self.directory} ({_os_cause(error)}); {where}. "
             "Free disk space or make the directory writable, then run the same command with --resume.", last)
 
     def _safe_steps(self) -> list[int]:
@@ -200,9 +217,10 @@ class Checkpoints:
         text = _first_line(error) if isinstance(error, BaseException) else str(error)
         older = [s for s in self.steps() if s < step]
         hint = (f"The previous checkpoint (step {older[-1]}) is untouched: delete {self.path(step)} and run "
-                "again with --resume to continue from it, " if older else "")
+                "again with --resume to continue from it, or start a new run without --resume." if older else
+                "Start a new run without --resume.")
         return CheckpointError(f"checkpoint {self.path(step)} is corrupt or incomplete ({text}); "
-                               f"nothing was loaded from it. {hint}or start a new run without --resume.")
+                               f"nothing was loaded from it. {hint}")
 
 
 def _meta_digest(meta: dict[str, Any]) -> str:

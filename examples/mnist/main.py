@@ -266,9 +266,27 @@ def use_compilation_cache(directory: str | None) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def _quiet_libraries() -> None:
+    """The command reports every error itself, in one line: orbax's own logging (through absl) of a
+    failed write, and the "Event loop is closed" noise of its asyncio loop after a failed read or
+    write (callbacks that arrive after orbax closed the loop), would only repeat it at length."""
+    import logging
+
+    logging.getLogger("absl").setLevel(logging.CRITICAL)
+    hook = sys.unraisablehook
+
+    def unraisable(info):
+        if isinstance(info.exc_value, RuntimeError) and str(info.exc_value) == "Event loop is closed":
+            return
+        hook(info)
+
+    sys.unraisablehook = unraisable
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    _quiet_libraries()
     # After parsing, so that --help needs no JAX.
     from examples.mnist import checkpointing, find_lr, input_pipeline, metrics, train
     from examples.mnist.nonfinite import NonFiniteError
@@ -299,7 +317,8 @@ def main(argv: list[str] | None = None) -> int:
 
         # Before anything else touches JAX: afterwards jax.devices() lists every process's devices.
         jax.distributed.initialize(**{k: v for k, v in manual.items() if v is not None})
-    use_compilation_cache(args.compilation_cache)
+    if not args.dry_run:
+        use_compilation_cache(args.compilation_cache)
     try:
         if args.dry_run:
             dry_run(config)

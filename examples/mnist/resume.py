@@ -89,7 +89,7 @@ def saved_config(workdir: str) -> Config | None:
     directory = os.path.join(workdir, "checkpoints")
     if not os.path.isdir(directory) or not any(e.isdigit() for e in os.listdir(directory)):
         return None
-    ckpts = checkpointing.Checkpoints(directory)
+    ckpts = checkpointing.Checkpoints(directory, read_only=True)  # the run may still be going: only read
     try:
         step = ckpts.latest()
         if step is None:

@@ -138,7 +138,7 @@ class Supervisor:
         done = (self.resumed_from or 0) // steps_per_epoch * steps_per_epoch
         if self.writer is not None:
             csv_keys = sorted(map(_csv_name, keys), key=metrics.STEP_KEYS.index)
-            logged = self.writer.start(self.history, csv_keys, done, steps_per_epoch)
+            logged = self._logged(self.writer.start, self.history, csv_keys, done, steps_per_epoch)
             if done and np.isnan(logged["loss"]).any():
                 self.log(f"steps.csv holds fewer than the {done} updates of the checkpoint: the missing rows "
                          "stay missing.")
@@ -248,12 +248,23 @@ class Supervisor:
         self.history.append(row)
         self.past.append(per_step)
         if self.writer is not None:
-            self.writer.write_epoch(row, {_csv_name(k): v for k, v in per_step.items()}, (epoch - 1) * self.spe)
+            self._logged(self.writer.write_epoch, row, {_csv_name(k): v for k, v in per_step.items()},
+                         (epoch - 1) * self.spe)
         last = epoch == self.config.epochs
         stopping = not last and self.stop.requested()
         path = self.save(state, {}, "end" if last else "signal" if stopping else "epoch", force=last or stopping)
         if stopping:
             self._stopped(epoch * self.spe, path)
+
+    def _logged(self, write: Callable, *args: Any) -> Any:
+        """A log write; its failure (disk full, read-only) names the last good checkpoint and the way on."""
+        try:
+            return write(*args)
+        except metrics.OutputError as e:
+            latest = self.ckpts.last_complete() if self.ckpts is not None else None
+            where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
+            raise metrics.OutputError(f"{e}; {where}. Free disk space or make the directory writable, then run the "
+                                      "same command with --resume.") from None
 
     def finish(self) -> tuple[dict[str, np.ndarray], str | None]:
         """Waits for the last checkpoint; returns every update's metrics ("lr", ["momentum"], "loss"; those of

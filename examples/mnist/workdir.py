@@ -34,7 +34,9 @@ def lock(workdir: str) -> Iterator[None]:
     """Holds ``WORKDIR/.lock`` exclusively while the block runs; raises :class:`WorkdirBusy` if taken."""
     path = os.path.join(workdir, ".lock")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        # Held open read-only (flock needs no write access), so that the run holds no file open
+        # for writing between its writes.
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
     except OSError as e:
         raise ConfigError(f"cannot write to the output directory {workdir!r}: {e.strerror or e}") from None
     try:
@@ -44,9 +46,12 @@ def lock(workdir: str) -> Iterator[None]:
             holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
             raise WorkdirBusy(f"the workdir {workdir!r} is in use by another run ({holder}); wait for it to end "
                               "(or stop it), or choose another --workdir.") from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                      f"{' '.join(sys.argv)[:300]}\n".encode(), 0)
+        try:
+            with open(path, "w", encoding="utf-8") as f:  # who holds it, for the message above
+                f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
+                        f"{' '.join(sys.argv)[:300]}\n")
+        except OSError as e:
+            raise ConfigError(f"cannot write to the output directory {workdir!r}: {e.strerror or e}") from None
         yield
     finally:
         os.close(fd)  # releases the lock
