@@ -18,6 +18,7 @@ import re
 import shlex
 import subprocess
 import sys
+import types
 
 import jax
 import pytest
@@ -167,13 +168,17 @@ def test_docs_build_without_warnings(tmp_path):
             continue
         assert (out / f"{docname}.html").exists(), docname
     api = (out / "api.html").read_text(encoding="utf-8")
+    modules = [registry]
     for name in lrjax.__all__:
-        if name == "registry":
-            assert 'id="module-lrjax.registry"' in api
+        obj = getattr(lrjax, name)
+        if isinstance(obj, types.ModuleType):
+            modules.append(obj)
         else:
             assert f'id="lrjax.{name}"' in api, f"lrjax.{name} is missing from the API reference"
-    for name in registry.__all__:
-        assert f'id="lrjax.registry.{name}"' in api, f"lrjax.registry.{name} is missing"
+    for module in modules:  # lrjax.registry, lrjax.testing, ...: the module and its __all__
+        assert f'id="module-{module.__name__}"' in api, f"{module.__name__} is missing"
+        for name in module.__all__:
+            assert f'id="{module.__name__}.{name}"' in api, f"{module.__name__}.{name} is missing"
     gallery = (out / "gallery.html").read_text(encoding="utf-8")
     for png in glob.glob(os.path.join(DOCS, "gallery", "*.png")):
         assert os.path.basename(png) in gallery, f"{png} is not shown in the gallery"
