@@ -27,18 +27,25 @@ from lrjax._linear import linear_lr as linear_lr
 from lrjax._linear import polynomial_lr as polynomial_lr
 from lrjax._one_cycle import one_cycle_lr as one_cycle_lr
 from lrjax._one_cycle import one_cycle_momentum as one_cycle_momentum
-from lrjax._plateau import PlateauSchedule as PlateauSchedule
 from lrjax._plateau import PlateauState as PlateauState
 from lrjax._plateau import ReduceLROnPlateau as ReduceLROnPlateau
-from lrjax._plateau import chained_plateau as chained_plateau
 from lrjax._plateau import reduce_lr_on_plateau as reduce_lr_on_plateau
-from lrjax._plateau import sequential_plateau as sequential_plateau
+from lrjax._plateau_compose import PlateauSchedule as PlateauSchedule
+from lrjax._plateau_compose import chained_plateau as chained_plateau
+from lrjax._plateau_compose import sequential_plateau as sequential_plateau
+from lrjax._plateau_optax import PlateauTransform as PlateauTransform
+from lrjax._plateau_optax import StatefulPlateau as StatefulPlateau
+from lrjax._plateau_optax import StatefulPlateauState as StatefulPlateauState
+from lrjax._plateau_optax import plateau_lr as plateau_lr
+from lrjax._plateau_optax import plateau_step as plateau_step
+from lrjax._plateau_optax import scale_by_plateau as scale_by_plateau
 from lrjax._plot import plot as plot
 from lrjax._step import exponential_lr as exponential_lr
 from lrjax._step import multi_step_lr as multi_step_lr
 from lrjax._step import step_lr as step_lr
 from lrjax._torch import from_torch as from_torch
 from lrjax import registry as registry
+from lrjax import testing as testing
 
 __version__ = "0.1.0"
 
@@ -46,7 +53,10 @@ __all__ = [
     "LRSchedule",
     "PlateauSchedule",
     "PlateauState",
+    "PlateauTransform",
     "ReduceLROnPlateau",
+    "StatefulPlateau",
+    "StatefulPlateauState",
     "Schedule",
     "available_schedules",
     "from_config",
@@ -71,11 +81,15 @@ __all__ = [
     "one_cycle_momentum",
     "per_epoch",
     "plot",
+    "plateau_lr",
+    "plateau_step",
     "plot_lr_find",
     "polynomial_lr",
     "reduce_lr_on_plateau",
     "registry",
+    "scale_by_plateau",
     "sequential_lr",
     "sequential_plateau",
     "step_lr",
+    "testing",
 ]

@@ -1,11 +1,18 @@
-"""``ReduceLROnPlateau`` as a pure state machine, and its composition with schedules."""
+"""``ReduceLROnPlateau``: torch's settings and its pure state machine, and the metrics it accepts.
+
+One object, :class:`ReduceLROnPlateau`, holds torch's settings. Its state machine is
+``init(base_lr)`` / ``update(state, metric)`` (one ``update`` is one torch ``scheduler.step(metric)``);
+its optax shapes are built from it: :meth:`ReduceLROnPlateau.as_schedule` (an optax
+``StatefulSchedule``) and :meth:`ReduceLROnPlateau.as_transform` (a ``GradientTransformationExtraArgs``),
+both in :mod:`lrjax._plateau_optax`; schedules combine with it in :mod:`lrjax._plateau_compose`.
+"""
 
 from __future__ import annotations
 
-import functools
+import math
+import numbers
 import types
 from collections.abc import Callable, Mapping
-from fractions import Fraction
 from typing import Any, NamedTuple
 
 import jax
@@ -13,19 +20,19 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _base
-from lrjax._base import ArrayLike, Schedule
+from lrjax._base import ArrayLike
+from lrjax._plateau_float32 import better_fn
 
 _INT32_MAX = int(np.iinfo(np.int32).max)
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
-# A float32 value with its low 12 significand bits cleared keeps 12 significant bits (implicit bit
-# included); the rest is another 12-bit value, so products of two halves are exact in float32.
-_HIGH_BITS = np.uint32(0xFFFFF000)
 # In float32, a reduction whose size exceeds eps by less than 4 float32 ulps of the lr is skipped.
 _EPS_TIE = 2.0**-22
-# is_better skips the exact float32 comparison when the metric is farther than this (relative to the
-# magnitudes involved, plus an absolute floor) from the float32 bound: 16x the bound's worst error.
-_FAR = 2.0**-20
-_TINY = 2.0**-60
+
+NOT_OPTAX = (
+    "{what} is torch's ReduceLROnPlateau state machine ({calls}), not an optax GradientTransformation or "
+    "learning rate. In optax.chain use lrjax.scale_by_plateau(base_lr, ...) or plateau.as_transform(base_lr); "
+    "as the learning rate of optax.inject_hyperparams use plateau.as_schedule(base_lr)."
+)
 
 
 class PlateauState(NamedTuple):
@@ -43,171 +50,137 @@ class PlateauState(NamedTuple):
     num_updates: jax.Array  # shape=(), int32: number of update calls (torch's last_epoch), saturating
 
 
-class ReduceLROnPlateau(NamedTuple):
-    """What :func:`reduce_lr_on_plateau` returns: pure ``init`` and ``update`` functions, like an
-    ``optax.GradientTransformation``, and the validated arguments (``config``)."""
+# ----------------------------------------------------------------------------------------------
+# Metrics
+# ----------------------------------------------------------------------------------------------
 
-    init: Callable[[ArrayLike], PlateauState]
-    """``init(base_lr) -> PlateauState``; ``base_lr`` is a scalar or one value per parameter group."""
-    update: Callable[[PlateauState, ArrayLike], PlateauState]
-    """``update(state, metric) -> PlateauState``: one call is one torch ``scheduler.step(metric)``."""
-    config: Mapping[str, Any]
-    """``{"name": "reduce_lr_on_plateau", **arguments}`` (what ``lrjax.to_config`` returns)."""
+_METRIC_TYPES = "a Python int or float, a NumPy or JAX integer or float scalar, or a 0-d array of one"
+
+
+def as_metric(metric: Any, dtype: np.dtype, name: str = "metric") -> jax.Array:
+    """``metric`` as a scalar of ``dtype``: the value torch's ``float(metric)`` gives, then rounded to ``dtype``.
+
+    Concrete values are converted on the host, exactly: a Python int of any size, NumPy and JAX
+    integers of every width (signed or unsigned) and floats of every width (float16, bfloat16,
+    longdouble) become the float64 number ``float(metric)`` is, then the nearest number of
+    ``dtype`` (float32 rounds, and beyond its range gives +-inf, as ``float32(metric)`` does).
+    A traced metric (inside ``jit``) is cast with ``astype``, which is the same rounding for every
+    dtype JAX holds. NaN and +-inf stay what they are.
+
+    Raises:
+        TypeError: for a bool, a string, a complex number, None or another non-real type.
+        ValueError: for an array that is not 0-d, or an integer too large for a float64.
+    """
+    if _base.is_traced(metric):
+        _check_metric_array(metric.shape, metric.dtype, metric, name)
+        return metric.astype(dtype)
+    if isinstance(metric, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a real number ({_METRIC_TYPES}), got the bool {bool(metric)}.")
+    if isinstance(metric, numbers.Integral):  # Python int of any size, NumPy integers
+        value = _int_to_float(int(metric), metric, name)
+    elif isinstance(metric, (float, np.floating, numbers.Real)) and not isinstance(metric, (np.ndarray, jax.Array)):
+        value = float(metric)
+    elif isinstance(metric, (np.ndarray, jax.Array, np.generic)) or hasattr(metric, "__array__"):
+        try:
+            arr = np.asarray(metric)
+        except Exception as e:  # noqa: BLE001 - e.g. a torch tensor that requires grad
+            raise TypeError(f"{name} must be {_METRIC_TYPES}; converting {type(metric).__name__} failed: {e}") from e
+        _check_metric_array(arr.shape, arr.dtype, metric, name)
+        item = arr.item()
+        value = _int_to_float(int(item), metric, name) if arr.dtype.kind in "iu" else float(item)
+    else:
+        hint = " (convert it with float())" if isinstance(metric, (str, bytes)) else ""
+        raise TypeError(f"{name} must be a real number ({_METRIC_TYPES}), got {type(metric).__name__} {metric!r}{hint}.")
+    with np.errstate(over="ignore"):  # beyond float32's range: +-inf, as float32(metric) gives
+        return jnp.asarray(np.asarray(value, np.float64).astype(dtype))
+
+
+def _int_to_float(value: int, metric: Any, name: str) -> float:
+    try:
+        return float(value)  # correctly rounded, as torch's float(metric)
+    except OverflowError:
+        raise ValueError(
+            f"{name} {type(metric).__name__} with {len(str(abs(value)))} digits is too large for a float64 "
+            "(torch's float(metric) raises OverflowError)."
+        ) from None
+
+
+def _check_metric_array(shape: tuple[int, ...], dtype: Any, metric: Any, name: str) -> None:
+    if shape != ():
+        raise ValueError(
+            f"{name} must be a scalar (shape ()), got shape {shape}. Reduce it first (e.g. "
+            "jnp.mean(loss)); to step many runs at once, jax.vmap the update over a batch of states."
+        )
+    kind = np.dtype(dtype).kind
+    if kind not in "iuf" and np.dtype(dtype) != jnp.bfloat16:
+        raise TypeError(f"{name} must be a real number (an integer or a float), got dtype {np.dtype(dtype)}.")
+
+
+# ----------------------------------------------------------------------------------------------
+# The settings and the state machine
+# ----------------------------------------------------------------------------------------------
+
+
+class ReduceLROnPlateau:
+    """torch's ``ReduceLROnPlateau`` settings, as returned by :func:`reduce_lr_on_plateau`.
+
+    * ``init(base_lr) -> PlateauState`` and ``update(state, metric) -> PlateauState``: torch's
+      state machine, pure and jittable; one ``update`` is one torch ``scheduler.step(metric)``.
+    * ``as_schedule(base_lr, accumulation_size=...)``: an optax ``StatefulSchedule`` for
+      ``optax.inject_hyperparams`` (the lr is an injected hyperparameter).
+    * ``as_transform(base_lr, accumulation_size=...)``: an optax ``GradientTransformationExtraArgs``
+      for ``optax.chain`` that scales the updates by ``lr / base_lr``.
+    * ``config``: ``{"name": "reduce_lr_on_plateau", **arguments}`` (what ``lrjax.to_config`` returns).
+
+    It is none of optax's types itself: handed to ``optax.chain`` or used as a learning rate, it
+    raises a TypeError that says which of the above to use.
+    """
 
     is_plateau = True  # lrjax.chained_scheduler / sequential_lr reject it with torch's message
+
+    def __init__(self, init: Callable[[ArrayLike], PlateauState], update: Callable[[PlateauState, Any], PlateauState],
+                 config: Mapping[str, Any]):
+        self._init, self._update, self.config = init, update, config
+
+    def init(self, base_lr: ArrayLike, *args: Any) -> PlateauState:
+        """The state after construction: ``base_lr`` (a scalar or one value per parameter group)."""
+        if args or isinstance(base_lr, Mapping):
+            raise TypeError(NOT_OPTAX.format(what="lrjax.reduce_lr_on_plateau(...)",
+                                             calls="init(base_lr), update(state, metric)")
+                            + f" init() got {type(base_lr).__name__}{' and more arguments' if args else ''}.")
+        return self._init(base_lr)
+
+    def update(self, state: PlateauState, metric: Any, *args: Any, **kwargs: Any) -> PlateauState:
+        """One torch ``scheduler.step(metric)``: the state after ``metric`` (see :func:`as_metric`)."""
+        if args or kwargs or not isinstance(state, PlateauState):
+            got = type(state).__name__ if not (args or kwargs) else "more arguments"
+            raise TypeError(NOT_OPTAX.format(what="lrjax.reduce_lr_on_plateau(...)",
+                                             calls="init(base_lr), update(state, metric)")
+                            + f" update() takes a PlateauState and a metric, got {got}.")
+        return self._update(state, metric)
+
+    def as_schedule(self, base_lr: ArrayLike, *, accumulation_size: int | None = 1):
+        """This plateau as an optax ``StatefulSchedule`` starting at ``base_lr``: see :class:`lrjax.StatefulPlateau`."""
+        from lrjax import _plateau_compose
+
+        return _plateau_compose.alone(self, base_lr).as_schedule(accumulation_size=accumulation_size)
+
+    def as_transform(self, base_lr: ArrayLike, *, accumulation_size: int | None = 1):
+        """This plateau as an optax transformation scaling updates by ``lr / base_lr``: see
+        :func:`lrjax.scale_by_plateau`."""
+        from lrjax import _plateau_compose
+
+        return _plateau_compose.alone(self, base_lr).as_transform(base_lr, accumulation_size=accumulation_size)
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={_base.fmt(v)}" for k, v in self.config.items() if k != "name")
         return f"lrjax.reduce_lr_on_plateau({args})"
 
+    def _not_a_number(self, *_: Any) -> Any:
+        raise TypeError(NOT_OPTAX.format(what=repr(self), calls="init(base_lr), update(state, metric)"))
 
-class PlateauSchedule(NamedTuple):
-    """A schedule combined with plateau reduction (:func:`sequential_plateau`, :func:`chained_plateau`).
-
-    ``lr(state, step)`` is the learning rate for optimizer step ``step`` (0 for the first update);
-    ``update(state, metric, step)`` feeds a metric measured after ``step`` optimizer updates.
-    """
-
-    init: Callable[[], PlateauState]
-    update: Callable[[PlateauState, ArrayLike, ArrayLike], PlateauState]
-    lr: Callable[[PlateauState, ArrayLike], jax.Array]
-
-    is_plateau = True
-
-
-# ----------------------------------------------------------------------------------------------
-# float32: torch's float64 comparison, exactly
-# ----------------------------------------------------------------------------------------------
-#
-# torch tests ``a < fl64(X)`` (mode "min"), with ``a`` the metric and ``X = best * (1 - threshold)``
-# or ``best - threshold`` computed in float64 (``fl64``: one rounding). With float32 ``a`` and
-# ``best``, that is exactly ``X - a > h`` where ``h`` is half the gap from ``a`` to the next float64
-# above it (a float32 is an even float64, so a tie rounds to ``a``); mode "max" is the mirror image.
-# ``X`` is a sum of float32 terms without rounding: the float64 constant is split into float32 parts
-# whose products with ``best`` are made exact (Dekker's TwoProduct on 12-bit halves). The sign of
-# ``a - X + h`` then comes from Shewchuk's exact expansion arithmetic (TwoSum only), so float32
-# decisions equal torch's for finite values away from float32's overflow and flush-to-zero ranges.
-
-
-def _split_f64(x: float) -> list[np.float32] | None:
-    """``x == p[0] + p[1] + p[2]`` exactly, float32 parts of 24, 24 and at most 6 bits (None if not)."""
-    with np.errstate(over="ignore", under="ignore"):
-        p1 = np.float32(x)
-        p2 = np.float32(x - np.float64(p1))
-        p3 = np.float32(x - np.float64(p1) - np.float64(p2))
-    parts = [p1, p2, p3]
-    exact = all(np.isfinite(parts)) and sum(Fraction(float(p)) for p in parts) == Fraction(x)
-    return parts if exact else None
-
-
-def _halves_const(x: np.float32) -> list[np.float32]:
-    hi = np.float32((np.asarray(x, np.float32).view(np.uint32) & _HIGH_BITS).view(np.float32))
-    return [hi, np.float32(x - hi)]
-
-
-def _halves(x: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``x == hi + lo`` exactly, each with at most 12 significant bits."""
-    bits = jax.lax.bitcast_convert_type(x, jnp.uint32)
-    hi = jax.lax.bitcast_convert_type(bits & jnp.asarray(_HIGH_BITS), jnp.float32)
-    return hi, x - hi
-
-
-def _two_product(x, x_halves, y, y_halves) -> tuple[jax.Array, jax.Array]:
-    """``p + e == x * y`` exactly, with ``p = fl(x * y)`` (Dekker; the halves make each partial
-    product exact, so the result does not depend on fused multiply-adds). No underflow assumed."""
-    (x_h, x_l), (y_h, y_l) = x_halves, y_halves
-    p = x * y
-    return p, (((x_h * y_h - p) + x_h * y_l) + x_l * y_h) + x_l * y_l
-
-
-def _two_sum(x: jax.Array, y: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """``s + e == x + y`` exactly, with ``s = fl(x + y)`` (Knuth's TwoSum)."""
-    s = x + y
-    v = s - x
-    return s, (x - (s - v)) + (y - v)
-
-
-def _exact_sign(terms: list[jax.Array]) -> tuple[jax.Array, jax.Array]:
-    """The sign of the exact sum of float32 ``terms``, and whether the computation stayed finite.
-
-    Shewchuk's Grow-Expansion: the sum is kept as a nonoverlapping expansion in increasing order of
-    magnitude, whose sign is that of its last nonzero component.
-    """
-    expansion = [terms[0]]
-    for t in terms[1:]:
-        q, grown = t, []
-        for e in expansion:
-            q, err = _two_sum(q, e)
-            grown.append(err)
-        expansion = grown + [q]
-    sign = jnp.zeros_like(terms[0])
-    finite = jnp.ones(jnp.shape(terms[0]), jnp.bool_)
-    for e in expansion:
-        sign = jnp.where(e != 0, jnp.sign(e), sign)
-        finite = finite & jnp.isfinite(e)
-    return sign, finite
-
-
-def _half_gap_to_next_f64(a: jax.Array, up: bool) -> jax.Array:
-    """Half the distance from float32 ``a`` to the next float64 towards +inf (``up``) or -inf."""
-    bits = jax.lax.bitcast_convert_type(jnp.abs(a), jnp.uint32)
-    biased = (bits >> jnp.uint32(23)).astype(jnp.int32)  # float32 exponent of |a|, biased by 127
-    h_biased = biased - 53  # 2**(E - 53): half a float64 ulp in |a|'s binade
-    h = jax.lax.bitcast_convert_type(jnp.maximum(h_biased, 1).astype(jnp.uint32) << jnp.uint32(23), jnp.float32)
-    h = jnp.where(h_biased >= 1, h, jnp.zeros_like(a))  # below float32's normal range: 0
-    power_of_two = (bits & jnp.uint32(0x7FFFFF)) == 0
-    towards_zero = a < 0 if up else a > 0  # then the gap below a power of two is half as wide
-    return jnp.where(power_of_two & towards_zero, h * jnp.float32(0.5), h)
-
-
-@functools.partial(jax.jit, static_argnames=("minimize", "relative"))
-def _f32_better(a: jax.Array, best: jax.Array, parts: jax.Array, minimize: bool, relative: bool):
-    """torch's float64 ``is_better(a, best)`` for float32 ``a`` and ``best``; and whether it is exact.
-
-    ``parts``: the float32 pieces of torch's float64 constant: for ``X = best * c`` (``relative``)
-    ``[c1, c1h, c1l, c2, c2h, c2l, c3]`` with ``c = c1 + c2 + c3`` and ``c1 = c1h + c1l`` etc.
-    (12-bit halves), or ``[t1, t2, t3]`` with ``threshold = t1 + t2 + t3``.
-    Jitted once per mode, so an eager ``update`` costs one dispatch here.
-    """
-    # Inside a caller's jit, ``parts`` would be constants, and XLA's simplifier rewrites TwoSum
-    # sequences on constants (e.g. ``(x + c) - c``) as if float addition were associative: keep them opaque.
-    parts = jax.lax.optimization_barrier(parts)
-    # Scale by a power of two (exact) so that the larger of |a|, |best| lies in [1, 2): the smallest
-    # terms of the exact sum (~2**-77 of it) then stay clear of float32's flush-to-zero range.
-    big = jax.lax.bitcast_convert_type(jnp.maximum(jnp.abs(a), jnp.abs(best)), jnp.uint32)
-    k = jnp.clip(127 - (big >> jnp.uint32(23)).astype(jnp.int32), -126, 126)
-    scale = jax.lax.bitcast_convert_type((k + 127).astype(jnp.uint32) << jnp.uint32(23), jnp.float32)  # 2**k
-    a_s, best_s = a * scale, best * scale
-    if relative:
-        halves = _halves(best_s)
-        p1, e1 = _two_product(best_s, halves, parts[0], (parts[1], parts[2]))
-        p2, e2 = _two_product(best_s, halves, parts[3], (parts[4], parts[5]))
-        q1, q2 = halves[0] * parts[6], halves[1] * parts[6]  # c3 has at most 6 bits: exact
-        terms = [a_s, -p1, -e1, -p2, -e2, -q1, -q2]  # a - X, exactly
-    else:
-        thr = [parts[i] * scale for i in range(3)]
-        terms = [a_s, -best_s] + (thr if minimize else [-t for t in thr])  # a - (best -/+ threshold)
-    h = _half_gap_to_next_f64(a_s, up=minimize)
-    sign, finite = _exact_sign(terms + [h if minimize else -h])
-    better = sign < 0 if minimize else sign > 0
-    return better, finite & jnp.isfinite(a) & jnp.isfinite(best)
-
-
-# ----------------------------------------------------------------------------------------------
-# reduce_lr_on_plateau
-# ----------------------------------------------------------------------------------------------
-
-
-def _metric(metric: ArrayLike, dtype: np.dtype) -> jax.Array:
-    m = jnp.asarray(metric)
-    if m.shape != ():
-        raise ValueError(
-            f"metric must be a scalar (shape ()), got shape {m.shape}. Reduce it first (e.g. "
-            "jnp.mean(loss)); to step many runs at once, jax.vmap the update over a batch of states."
-        )
-    if not (jnp.issubdtype(m.dtype, jnp.floating) or jnp.issubdtype(m.dtype, jnp.integer)):
-        raise TypeError(f"metric must be a real number (an integer or a float), got dtype {m.dtype}.")
-    return m.astype(dtype)
+    # optax uses a learning rate as a number (``-1 * learning_rate``): say what to pass instead.
+    __neg__ = __pos__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = __float__ = _not_a_number
 
 
 def _check_factor(factor: Any) -> _base.Hyper:
@@ -262,9 +235,12 @@ def reduce_lr_on_plateau(
     and the cooldown starts and the bad epochs reset either way.
 
     ``update`` is pure and jittable; it runs inside ``jax.lax.scan`` and under ``jax.vmap`` over a
-    batch of states (many runs at once). Composition with schedules: :func:`sequential_plateau`
-    (e.g. a warm-up, then plateau reduction) and :func:`chained_plateau` (a schedule times the
-    plateau's factor), which torch cannot do.
+    batch of states (many runs at once). The same object gives optax's shapes:
+    ``plateau.as_schedule(base_lr)`` (a ``StatefulSchedule`` for ``optax.inject_hyperparams``) and
+    ``plateau.as_transform(base_lr)`` (for ``optax.chain``; also :func:`lrjax.scale_by_plateau`),
+    and combines with schedules: :func:`sequential_plateau` (e.g. a warm-up, then plateau
+    reduction) and :func:`chained_plateau` (a schedule times the plateau's factor), which torch
+    cannot do.
 
     Args:
         mode: ``"min"`` (lower metric is better) or ``"max"``.
@@ -280,7 +256,7 @@ def reduce_lr_on_plateau(
         eps: a reduction smaller than ``eps`` is skipped, ``>= 0``.
 
     Returns:
-        A :class:`ReduceLROnPlateau` ``(init, update, config)`` with ``is_plateau = True``.
+        A :class:`ReduceLROnPlateau` with ``is_plateau = True``.
 
     Raises:
         ValueError: torch's messages for ``factor >= 1`` (``Factor should be < 1.0.``), an unknown
@@ -289,7 +265,8 @@ def reduce_lr_on_plateau(
             of groups (``expected 1 min_lrs, got 2``); also, unlike torch, for a negative
             ``factor``, ``patience``, ``cooldown``, ``threshold``, ``eps`` or ``min_lr``, a
             non-integer ``patience``/``cooldown``, and non-finite values. ``update`` raises
-            ValueError for a metric that is not a scalar (its shape is known when tracing).
+            ValueError for a metric that is not a scalar (its shape is known when tracing) and
+            TypeError for one that is not a real number (a bool, a string, a complex number).
 
     .. note::
         torch's quirks, reproduced: the lr is reduced when ``num_bad_epochs > patience``, not
@@ -301,6 +278,15 @@ def reduce_lr_on_plateau(
         so a slightly *worse* metric counts as an improvement. ``factor=0`` reduces straight to
         ``min_lr``; a ``base_lr`` below ``min_lr`` is never raised to it. The counters reset even
         when ``eps`` skips a reduction; a skipped group's lr stays where it is from then on.
+
+    .. note::
+        Metrics. torch calls ``float(metric)``; lrjax takes the same float64 value from a Python
+        int of any size, NumPy/JAX integers of every width (unsigned too), floats of every width
+        (float16, bfloat16) and 0-d arrays, converting concrete values on the host, exactly (see
+        :func:`as_metric`); in float32 that value is then rounded to float32. Inside ``jax.jit``
+        JAX converts the arguments before lrjax sees them: with ``jax_enable_x64`` off it wraps a
+        NumPy int64 argument to int32, and rejects a Python int above 2**31 - 1, so pass such
+        metrics as floats, or to an ``update`` that is not jitted.
 
     .. note::
         Precision. In float64 (``jax_enable_x64``) every comparison and lr is computed as torch
@@ -342,38 +328,16 @@ def reduce_lr_on_plateau(
         >>> lrs.tolist()
         [1.0, 1.0, 0.5, 0.5, 0.25]
 
-        Driving an optax optimizer from a jitted train step and a jitted eval step, and reading
-        the lr for logging:
+        In ``optax.chain``, fed the validation loss after each epoch (torch's loop):
 
         >>> import optax
-        >>> loss_fn = lambda p: jnp.sum(p**2)
-        >>> tx = optax.inject_hyperparams(optax.adam)(learning_rate=1.0)
-        >>> plateau = lrjax.reduce_lr_on_plateau(factor=0.5, patience=1)
-        >>> params = jnp.array([2.0])
-        >>> state = plateau.init(1.0)
-        >>> opt_state = tx.init(params)
-        >>> opt_state.hyperparams["learning_rate"] = state.lr  # same dtype: no retrace
-        >>> @jax.jit
-        ... def train_step(params, opt_state, state):
-        ...     opt_state.hyperparams["learning_rate"] = state.lr  # the plateau's lr drives adam
-        ...     grads = jax.grad(loss_fn)(params)
-        ...     updates, opt_state = tx.update(grads, opt_state, params)
-        ...     return optax.apply_updates(params, updates), opt_state
-        >>> @jax.jit
-        ... def eval_step(params, state):
-        ...     val_loss = loss_fn(params)
-        ...     return plateau.update(state, val_loss), val_loss
-        >>> with jax.numpy_dtype_promotion("standard"):  # optax.adam's code needs it if yours is strict
-        ...     for epoch in range(6):
-        ...         params, opt_state = train_step(params, opt_state, state)
-        ...         state, val_loss = eval_step(params, state)
-        ...         print(epoch, round(float(val_loss), 4), float(state.lr))  # the lr of the next epoch
-        0 1.0 1.0
-        1 0.0046 1.0
-        2 0.4513 1.0
-        3 1.1765 0.5
-        4 1.2719 0.5
-        5 1.1172 0.25
+        >>> plateau_tx = plateau.as_transform(1e-3, accumulation_size=None)
+        >>> tx = optax.chain(optax.sgd(1e-3), plateau_tx)
+        >>> opt_state = tx.init({"w": jnp.zeros(2)})
+        >>> for val_loss in [1.0, 1.0, 1.0]:
+        ...     opt_state = lrjax.plateau_step(opt_state, val_loss)  # torch: scheduler.step(val_loss)
+        >>> round(float(lrjax.plateau_lr(opt_state)), 6)
+        0.0005
     """
     if mode not in ("min", "max"):
         raise ValueError(f"mode {mode} is unknown!")
@@ -390,49 +354,12 @@ def reduce_lr_on_plateau(
         "threshold": threshold, "threshold_mode": threshold_mode, "cooldown": cooldown,
         "min_lr": min_lr, "eps": eps,
     })
-    minimize, relative = mode == "min", threshold_mode == "rel"
+    minimize = mode == "min"
+    is_better = better_fn(minimize, threshold_mode == "rel", threshold)
     # Past 2**31 - 2 bad epochs (int32) torch would still be waiting; so are we, in practice forever.
     patience_c = min(patience, _INT32_MAX - 1)
     cooldown_c = min(cooldown, _INT32_MAX)
-    mode_worse = np.inf if minimize else -np.inf
-
-    parts = None  # float32 pieces of torch's float64 constant, for the exact float32 comparison
-    if _base.is_traced(threshold):
-        rel_eps = 1.0 - threshold if minimize else threshold + 1.0
-    else:  # torch's Python-float expressions, in float64
-        thr = float(threshold)
-        rel_eps = 1.0 - thr if minimize else thr + 1.0
-        split = _split_f64(rel_eps if relative else thr)
-        if split is not None and relative:  # see _f32_better for the layout
-            parts = np.array([split[0], *_halves_const(split[0]), split[1], *_halves_const(split[1]), split[2]])
-        elif split is not None:
-            parts = np.array(split)
-
-    def is_better(a: jax.Array, best: jax.Array) -> jax.Array:
-        dtype = best.dtype
-        if relative:
-            bound = best * jnp.asarray(rel_eps, dtype)
-        else:
-            t = jnp.asarray(threshold, dtype)
-            bound = best - t if minimize else best + t
-        plain = a < bound if minimize else a > bound  # torch's own arithmetic (bit for bit in float64)
-        if dtype != np.float32 or parts is None:
-            return plain
-
-        def exact_test() -> jax.Array:
-            exact, ok = _f32_better(a, best, parts, minimize=minimize, relative=relative)
-            return jnp.where(ok, exact, plain)  # plain float32 handles +-inf, NaN and overflow alike
-
-        # The float32 bound differs from torch's float64 one by at most ~2**-24 (|bound| + threshold),
-        # so where ``a`` is farther from it than 2**-20 of the magnitudes involved (and everything is
-        # finite), the plain test already gives the exact answer: the exact test runs only near a tie.
-        # In a ``lax.scan`` over 10^6 updates this took the time from 112 ms to 11 ms (XLA:CPU, 2 cores);
-        # under ``vmap`` both branches are computed, as before.
-        scale = jnp.abs(a) + jnp.abs(best) + jnp.abs(bound) + jnp.asarray(0.0 if relative else thr, dtype)
-        far = jnp.abs(a - bound) > jnp.asarray(_FAR, dtype) * scale + jnp.asarray(_TINY, dtype)
-        if _base.is_concrete(far):  # eagerly, choose in Python: an eager lax.cond traces both branches
-            return plain if bool(far) else exact_test()
-        return jax.lax.cond(far, lambda: plain, exact_test)
+    mode_worse = math.inf if minimize else -math.inf
 
     def init(base_lr: ArrayLike) -> PlateauState:
         base = _base.hyper(base_lr, "base_lr")
@@ -445,10 +372,10 @@ def reduce_lr_on_plateau(
         return PlateauState(lr=lr, best=jnp.asarray(mode_worse, dtype), num_bad_epochs=zero,
                             cooldown_counter=zero, num_updates=zero)
 
-    def update(state: PlateauState, metric: ArrayLike) -> PlateauState:
+    def update(state: PlateauState, metric: Any) -> PlateauState:
         lr, best = jnp.asarray(state.lr), jnp.asarray(state.best)
         dtype = best.dtype
-        m = _metric(metric, dtype)
+        m = as_metric(metric, dtype)
         better = is_better(m, best)
         best = jnp.where(better, m, best)
         bad = jnp.where(better, 0, jnp.asarray(state.num_bad_epochs) + 1)
@@ -477,143 +404,42 @@ def reduce_lr_on_plateau(
 
 
 # ----------------------------------------------------------------------------------------------
-# Composition with schedules
+# from_torch
 # ----------------------------------------------------------------------------------------------
 
 
-def _check_plateau(plateau: Any) -> ReduceLROnPlateau:
-    if not isinstance(plateau, ReduceLROnPlateau):
-        raise ValueError(f"plateau must come from lrjax.reduce_lr_on_plateau(...), got {plateau!r}")
-    return plateau
-
-
-def _check_schedule(schedule: Any) -> Schedule:
-    if getattr(schedule, "is_plateau", False) or not callable(schedule):
-        raise ValueError(f"schedule must be a function step -> lr (e.g. lrjax.linear_lr(...)), got {schedule!r}")
-    return schedule
-
-
-def _before(t: jax.Array, milestone: int) -> jax.Array:
-    """``t < milestone`` for an integer or float step ``t``, also when ``milestone`` overflows its dtype."""
-    if _base.is_int(t) and milestone > jnp.iinfo(t.dtype).max:
-        return jnp.ones(t.shape, jnp.bool_)
-    return t < (milestone if _base.is_int(t) else jnp.asarray(milestone, t.dtype))
-
-
-def sequential_plateau(schedule: Schedule, plateau: ReduceLROnPlateau, milestone: int) -> PlateauSchedule:
-    r"""Runs ``schedule`` for the first ``milestone`` optimizer steps, then plateau reduction.
-
-    What torch's ``SequentialLR([schedule, ReduceLROnPlateau], milestones=[milestone])`` would do
-    if torch allowed it (it raises): typically a warm-up followed by reduction on plateau.
-
-    .. math::
-        \eta(t) = \begin{cases} \text{schedule}(t) & t < \text{milestone} \\
-        \text{state.lr} & t \ge \text{milestone} \end{cases}
-
-    * ``init()`` starts the plateau from ``schedule(milestone)``, where the schedule would be at
-      the switch (``base_lr`` at the end of a ``linear_lr`` warm-up).
-    * ``update(state, metric, step)`` takes a metric measured after ``step`` optimizer updates. It
-      counts only if the plateau's lr was used for at least one of them (``step > milestone``);
-      before, the state is returned unchanged (metrics from the warm-up are ignored).
-    * ``lr(state, step)``: the lr for optimizer step ``step`` (0 for the first update), e.g. the
-      ``count`` of an ``optax.inject_hyperparams`` state.
-
-    Args:
-        schedule: any function ``step -> lr`` (an lrjax or optax schedule).
-        plateau: from :func:`reduce_lr_on_plateau`; its ``min_lr`` list, if any, must have one
-            value per group of ``schedule``.
-        milestone: the first optimizer step that uses the plateau's lr, an integer ``>= 0``.
-
-    Returns:
-        A :class:`PlateauSchedule` ``(init, update, lr)``; its state is a :class:`PlateauState`.
-
-    Raises:
-        ValueError: if ``plateau`` is not a plateau, ``schedule`` not a function, or ``milestone``
-            not an integer ``>= 0``.
-
-    Examples:
-        >>> import lrjax
-        >>> warmup = lrjax.linear_lr(0.1, start_factor=0.25, total_iters=3)
-        >>> sched = lrjax.sequential_plateau(warmup, lrjax.reduce_lr_on_plateau(patience=0), milestone=3)
-        >>> state = sched.init()
-        >>> lrs = []
-        >>> for step in range(6):  # one metric per step here; usually one per epoch
-        ...     lrs.append(round(float(sched.lr(state, step)), 6))
-        ...     state = sched.update(state, 1.0, step + 1)  # a metric that never improves
-        >>> lrs
-        [0.025, 0.05, 0.075, 0.1, 0.1, 0.01]
+def _from_torch_reduce_lr_on_plateau(scheduler: Any, total_steps: int | None = None):
+    """What ``lrjax.from_torch(torch_reduce_lr_on_plateau)`` returns: a :class:`lrjax.StatefulPlateau`
+    fed by :func:`lrjax.plateau_step` (torch's ``scheduler.step(metric)``), whose ``init()`` is the
+    torch object's state now: the optimizer's lr per group, ``best``, ``num_bad_epochs``,
+    ``cooldown_counter`` and ``last_epoch``. ``total_steps`` is not used (the lr depends on the metrics).
+    ``.plateau`` is the :class:`ReduceLROnPlateau` with torch's settings.
     """
-    schedule = _check_schedule(schedule)
-    plateau = _check_plateau(plateau)
-    milestone = _base.integer(milestone, "milestone", minimum=0)
+    del total_steps
+    from lrjax import _plateau_compose
 
-    def init() -> PlateauState:
-        return plateau.init(schedule(milestone))
+    def floats(values):
+        values = [float(v) for v in values]  # float() also reads 0-d tensors (tensor lrs)
+        return values[0] if len(values) == 1 else values
 
-    def update(state: PlateauState, metric: ArrayLike, step: ArrayLike) -> PlateauState:
-        new = plateau.update(state, metric)
-        counts = ~_before(jnp.asarray(step), milestone + 1)
-        return jax.tree.map(lambda n, o: jnp.where(counts, n, o), new, state)
+    min_lr = scheduler.default_min_lr if scheduler.default_min_lr is not None else floats(scheduler.min_lrs)
+    plateau = reduce_lr_on_plateau(
+        mode=scheduler.mode, factor=scheduler.factor, patience=scheduler.patience, threshold=scheduler.threshold,
+        threshold_mode=scheduler.threshold_mode, cooldown=scheduler.cooldown, min_lr=min_lr, eps=scheduler.eps,
+    )
+    lrs = floats(g["lr"] for g in scheduler.optimizer.param_groups)
 
-    def lr(state: PlateauState, step: ArrayLike) -> jax.Array:
-        t = jnp.asarray(step)
-        return jnp.where(_before(t, milestone), schedule(t), state.lr)
+    def now() -> PlateauState:
+        dtype = _base.float_dtype()
+        return plateau.init(lrs)._replace(
+            best=as_metric(float(scheduler_best), dtype, "best"),
+            num_bad_epochs=jnp.asarray(min(num_bad_epochs, _INT32_MAX), jnp.int32),
+            cooldown_counter=jnp.asarray(min(cooldown_counter, _INT32_MAX), jnp.int32),
+            num_updates=jnp.asarray(min(max(last_epoch, 0), _INT32_MAX), jnp.int32),
+        )
 
-    return PlateauSchedule(init=init, update=update, lr=lr)
-
-
-def chained_plateau(schedule: Schedule, plateau: ReduceLROnPlateau) -> PlateauSchedule:
-    r"""Multiplies ``schedule`` by a factor that plateau reduction lowers: ``schedule(t) * state.lr``.
-
-    What torch's ``ChainedScheduler([schedule, ReduceLROnPlateau])`` would do with a
-    multiplicative schedule if torch allowed it (it raises): e.g. a cosine decay that is also cut
-    by 10 whenever the validation loss stalls.
-
-    .. math:: \eta(t) = \text{schedule}(t) \cdot s, \qquad s = \text{state.lr}
-
-    The plateau runs on the multiplier :math:`s`, which starts at 1: ``init()`` is
-    ``plateau.init(1.0)`` (one 1.0 per group of ``schedule``). So ``min_lr`` and ``eps`` apply to
-    the multiplier: ``min_lr=1e-2`` with ``factor=0.1`` allows two reductions.
-
-    * ``update(state, metric, step)``: one torch ``step(metric)``; ``step`` is accepted so that
-      both combinators are interchangeable, and ignored.
-    * ``lr(state, step)``: the lr for optimizer step ``step``.
-
-    Args:
-        schedule: any function ``step -> lr`` (an lrjax or optax schedule).
-        plateau: from :func:`reduce_lr_on_plateau`.
-
-    Returns:
-        A :class:`PlateauSchedule` ``(init, update, lr)``; its state is a :class:`PlateauState`
-        whose ``lr`` field is the multiplier.
-
-    Raises:
-        ValueError: if ``plateau`` is not a plateau or ``schedule`` not a function.
-
-    Examples:
-        >>> import lrjax
-        >>> cosine = lrjax.cosine_annealing_lr(0.1, T_max=8)
-        >>> sched = lrjax.chained_plateau(cosine, lrjax.reduce_lr_on_plateau(factor=0.5, patience=0))
-        >>> state = sched.init()
-        >>> lrs = []
-        >>> for step in range(4):
-        ...     lrs.append(round(float(sched.lr(state, step)), 6))
-        ...     state = sched.update(state, 1.0, step + 1)
-        >>> lrs  # cosine(t) * [1, 1, 0.5, 0.25]
-        [0.1, 0.096194, 0.042678, 0.017284]
-    """
-    schedule = _check_schedule(schedule)
-    plateau = _check_plateau(plateau)
-
-    def init() -> PlateauState:
-        return plateau.init(jnp.ones(jnp.shape(schedule(0)), _base.float_dtype()))
-
-    def update(state: PlateauState, metric: ArrayLike, step: ArrayLike) -> PlateauState:
-        del step
-        return plateau.update(state, metric)
-
-    def lr(state: PlateauState, step: ArrayLike) -> jax.Array:
-        value = jnp.asarray(schedule(step))
-        return value * jnp.asarray(state.lr).astype(value.dtype)
-
-    return PlateauSchedule(init=init, update=update, lr=lr)
+    scheduler_best = float(scheduler.best)
+    num_bad_epochs, cooldown_counter = int(scheduler.num_bad_epochs), int(scheduler.cooldown_counter)
+    last_epoch = int(scheduler.last_epoch)
+    return _plateau_compose.PlateauSchedule(init=now, update=lambda s, m, step: plateau.update(s, m),
+                                            lr=lambda s, step: s.lr, plateau=plateau).as_schedule(accumulation_size=None)
