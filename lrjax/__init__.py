@@ -43,6 +43,7 @@ from lrjax._plot import plot as plot
 from lrjax._step import exponential_lr as exponential_lr
 from lrjax._step import multi_step_lr as multi_step_lr
 from lrjax._step import step_lr as step_lr
+from lrjax._swa import swalr as swalr
 from lrjax._torch import from_torch as from_torch
 from lrjax import registry as registry
 from lrjax import testing as testing
@@ -91,5 +92,6 @@ __all__ = [
     "sequential_lr",
     "sequential_plateau",
     "step_lr",
+    "swalr",
     "testing",
 ]

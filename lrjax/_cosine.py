@@ -2,66 +2,130 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import _base
-from lrjax._base import ArrayLike, LRSchedule, const, float_dtype
+from lrjax import _numerics, _steps, _validate
+from lrjax._schedule import AbsoluteMember, Affine, Member, const
+from lrjax._steps import ArrayLike, Step, float_dtype
 
 
-class _CosineAnnealingLR(LRSchedule):
-    torch_class = "CosineAnnealingLR"
-    kind = "affine"
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class CosineAnnealingLR(Member):
+    base_lr: Any
+    T_max: int
+    eta_min: Any = 0.0
 
-    def __init__(self, base_lr, T_max, eta_min):
-        self.base_lr = _base.hyper(base_lr, "base_lr")
-        self.T_max = _base.integer(T_max, "T_max", minimum=1)
-        self.eta_min = _base.hyper(eta_min, "eta_min", groups=False)
-        super().__init__("cosine_annealing_lr", {"base_lr": self.base_lr, "T_max": self.T_max, "eta_min": self.eta_min})
+    name: ClassVar[str] = "cosine_annealing_lr"
+    torch_closed_form: ClassVar[bool] = True
 
-    def weight(self, t: jax.Array) -> jax.Array:
-        """``(1 + cos(pi t / T_max)) / 2``, reduced modulo ``2 T_max`` before the cosine."""
-        return _base.periodic_cosine(t, self.T_max)
+    def _validate(self) -> None:
+        self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
+        self._set("T_max", _validate.integer(self.T_max, "T_max", minimum=1))
+        self._set("eta_min", _validate.hyper(self.eta_min, "eta_min", groups=False))
 
-    def _value(self, t):
+    def _finite(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr, "eta_min": self.eta_min}
+
+    def weight(self, step: Step) -> jax.Array:
+        """``(1 + cos(pi t / T_max)) / 2``, with ``t`` reduced modulo ``2 T_max`` exactly first."""
+        T = self.T_max
+        q = _steps.mod(step.k, 2 * T)  # 0 <= q < 2T
+        rising = _steps.ge(q, T)  # the second half of the period, where the lr rises again
+        done = jnp.where(rising, _steps.c_minus(2 * T, q), q.astype(float_dtype()))
+        left = jnp.where(rising, _steps.sub_clipped(q, T).astype(float_dtype()), _steps.c_minus(T, q))
+        if step.f is not None:
+            done = jnp.where(rising, done - step.f, done + step.f)
+            left = jnp.where(rising, left + step.f, left - step.f)
+        return _numerics.half_cosine(done, left, T)
+
+    def value(self, step: Step) -> jax.Array:
         eta = const(self.eta_min)
-        return eta + (const(self.base_lr) - eta) * self.weight(t)
+        return eta + (const(self.base_lr) - eta) * self.weight(step)
 
-    # -- torch's recursive update, used when the lr is shared with other schedulers ------------
+    # -- torch's recursive update -------------------------------------------------------------
+    #
+    # get_lr() at last_epoch u >= 1: at u = T_max + 1 (mod 2 T_max) it adds
+    # (base_lr - eta_min)(1 - cos(pi / T_max)) / 2; otherwise it maps lr - eta_min by the ratio
+    # w(u) / w(u - 1). At u = T_max (mod 2 T_max) the ratio is exactly 0: the lr becomes eta_min
+    # whatever it was (a reset).
 
-    def is_restart(self, t: jax.Array) -> jax.Array:
-        """Steps where torch adds ``(base_lr - eta_min)(1 - cos(pi / T_max)) / 2`` to the lr."""
-        period = 2 * self.T_max
-        if _base.is_int(t):
-            p = _base.int_const(period, t)
-            first = _base.int_const(self.T_max + 1, t)
-            if p is None or first is None:
-                return t == first if first is not None else jnp.zeros(jnp.shape(t), bool)
-            return (t >= first) & ((t - first) % p == 0)
-        return (t >= self.T_max + 1) & (jnp.remainder(t - (self.T_max + 1), period) == 0)
+    def _increment(self) -> jax.Array:
+        return (const(self.base_lr) - const(self.eta_min)) * const((1 - math.cos(math.pi / self.T_max)) / 2)
 
-    def restart_increment(self) -> jax.Array:
+    def _is_restart(self, u: jax.Array) -> jax.Array:
+        T = self.T_max
+        return _steps.ge(u, T + 1) & (_steps.mod(_steps.sub_clipped(u, T + 1), 2 * T) == 0)
+
+    def step_map(self, u: jax.Array) -> Affine:
         eta = const(self.eta_min)
-        return (const(self.base_lr) - eta) * const((1 - math.cos(math.pi / self.T_max)) / 2)
+        restart = self._is_restart(u)
+        prev = self.weight(Step(_steps.sub_clipped(u, 1)))
+        ratio = self.weight(Step(u)) / jnp.where(restart | (prev == 0), const(1.0), prev)
+        a = jnp.where(restart, const(1.0), ratio)
+        c = jnp.where(restart, self._increment(), eta * (1 - ratio))
+        return Affine(a, c)
 
-    def step_map(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """torch's update at step ``t`` as ``lr <- a * lr + c`` (``t = 0``: the identity)."""
+    def init_map(self) -> Affine:
+        return Affine.identity()
+
+    def restep_map(self) -> Affine:
+        # get_lr at last_epoch 0 without _is_initial: (0 - 1 - T) % 2T == 0 only for T = 1 (the
+        # restart increment, base_lr - eta_min), else the ratio w(0) / w(-1) = 1 / w(1).
+        if self.T_max == 1:
+            return Affine(const(1.0), const(self.base_lr) - const(self.eta_min))
+        ratio = 1.0 / self.weight(_steps.at(1))
+        return Affine(ratio, const(self.eta_min) * (1 - ratio))
+
+    def entry_map(self) -> Affine:
+        return Affine.set(self.base_lr)  # the closed form at epoch 0
+
+    def entry_is_fresh(self) -> bool:
+        return True
+
+    def factor_between(self, u0: jax.Array, u: jax.Array) -> jax.Array:
+        """The product of the ratio updates for counters in ``(u0, u]``, ``w(u) / w(u0)``: with
+        ``eta_min = 0`` the updates between a restart and the next reset only scale the lr."""
+        w0 = self.weight(Step(u0))
+        return self.weight(Step(u)) / jnp.where(w0 == 0, const(1.0), w0)
+
+    def resets(self, u: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Whether some counter ``v <= u`` has ``v = T_max (mod 2 T_max)``, ``v >= T_max``, and the last one."""
+        T = self.T_max
+        if not _steps.fits(T):
+            return jnp.zeros(jnp.shape(u), bool), u
+        since = _steps.sub_clipped(u, T)
+        return _steps.ge(u, T), _steps.uconst(T) + (since - _steps.mod(since, 2 * T))
+
+    def run(self, lr: jax.Array, u0: jax.Array, u: jax.Array) -> jax.Array:
+        """torch's recursion from ``lr`` at counter ``u0`` to ``u``: the ratios telescope to
+        ``w(u) / w(s)`` from the last reset or restart ``s``."""
         eta = const(self.eta_min)
-        restart = self.is_restart(t)
-        prev = self.weight(jnp.maximum(t - 1, jnp.zeros((), t.dtype)))
-        ratio = self.weight(t) / jnp.where(restart | (prev == 0), const(1.0), prev)
-        a = jnp.where(t == 0, const(1.0), jnp.where(restart, const(1.0), ratio))
-        c = jnp.where(t == 0, const(0.0), jnp.where(restart, self.restart_increment(), eta * (1 - ratio)))
-        return a, c
+        one = jnp.ones((), u.dtype)
+        exists, reset = self.resets(u)
+        has_reset = exists & (reset > u0)
+        s = jnp.where(has_reset, reset, u0)
+        y = jnp.where(has_reset, jnp.broadcast_to(eta, jnp.shape(lr + eta)), lr)  # the lr at s
+        # The update at s + 1: the restart increment after a reset, else a ratio.
+        s1 = s + one
+        w1 = self.weight(Step(s1))
+        ws = self.weight(Step(s))
+        restart = self._is_restart(s1)
+        y1 = jnp.where(restart, y + self._increment(), (y - eta) * w1 / jnp.where(ws == 0, const(1.0), ws) + eta)
+        wu = self.weight(Step(u))
+        yu = (y1 - eta) * wu / jnp.where(w1 == 0, const(1.0), w1) + eta
+        return jnp.where(u <= s, y, jnp.where(u == s1, y1, yu))
 
 
 def cosine_annealing_lr(
     base_lr: ArrayLike | Sequence[float], T_max: int, eta_min: ArrayLike = 0.0
-) -> LRSchedule:
+) -> CosineAnnealingLR:
     r"""Anneals the learning rate from ``base_lr`` to ``eta_min`` along a cosine over ``T_max`` steps.
 
     Port of `torch.optim.lr_scheduler.CosineAnnealingLR
@@ -71,8 +135,7 @@ def cosine_annealing_lr(
 
     ``schedule(t)`` equals the lr torch holds after ``t`` calls of ``scheduler.step()``. The step is
     reduced modulo ``2 T_max`` in integer arithmetic and the cosine written as ``cos^2``/``sin^2``
-    of half the angle, so float32 keeps full relative precision near ``eta_min`` and at
-    ``t = 2**31 - 1``.
+    of half the angle, so float32 keeps full relative precision near ``eta_min`` at any step.
 
     Args:
         base_lr: the optimizer's initial lr; a scalar or one value per parameter group.
@@ -94,71 +157,74 @@ def cosine_annealing_lr(
         >>> [round(float(schedule(t)), 6) for t in range(8)]
         [1.0, 0.75, 0.25, 0.0, 0.25, 0.75, 1.0, 0.75]
     """
-    return _CosineAnnealingLR(base_lr, T_max, eta_min)
+    return CosineAnnealingLR(base_lr, T_max, eta_min)
 
 
-class _CosineAnnealingWarmRestarts(LRSchedule):
-    torch_class = "CosineAnnealingWarmRestarts"
-    kind = "absolute"
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class CosineAnnealingWarmRestarts(AbsoluteMember):
+    base_lr: Any
+    T_0: int
+    T_mult: int = 1
+    eta_min: Any = 0.0
 
-    def __init__(self, base_lr, T_0, T_mult, eta_min):
-        self.base_lr = _base.hyper(base_lr, "base_lr")
-        self.T_0 = _base.integer(T_0, "T_0", strict_type=True, message=f"Expected positive integer T_0, but got {T_0}")
-        self.T_mult = _base.integer(
-            T_mult, "T_mult", strict_type=True, message=f"Expected integer T_mult >= 1, but got {T_mult}"
-        )
-        if not _base.is_traced(eta_min) and (isinstance(eta_min, (str, bytes, bool)) or eta_min is None):
-            raise ValueError(f"Expected float or int eta_min, but got {eta_min} of type {type(eta_min)}")
-        self.eta_min = _base.hyper(eta_min, "eta_min", groups=False)
-        # Start of every cycle n, T_0 (T_mult**n - 1) / (T_mult - 1), and its length T_0 T_mult**n,
-        # exactly, for every start below 2**63.
-        if self.T_mult > 1:
-            starts, lengths = [0], [self.T_0]
-            while starts[-1] + lengths[-1] < 2**63:
-                starts.append(starts[-1] + lengths[-1])
-                lengths.append(lengths[-1] * self.T_mult)
-            self.starts = np.asarray(starts, dtype=np.int64)
-            self.lengths = np.asarray([float(x) for x in lengths], dtype=np.float64)
-        super().__init__(
-            "cosine_annealing_warm_restarts",
-            {"base_lr": self.base_lr, "T_0": self.T_0, "T_mult": self.T_mult, "eta_min": self.eta_min},
-        )
+    name: ClassVar[str] = "cosine_annealing_warm_restarts"
 
-    def _cycle(self, t: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """``(T_cur, T_i - T_cur, T_i)`` as floats, computed exactly for integer steps."""
-        dtype = float_dtype()
+    def _validate(self) -> None:
+        self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
+        self._set("T_0", _validate.integer(
+            self.T_0, "T_0", strict_type=True, message=f"Expected positive integer T_0, but got {self.T_0}"))
+        self._set("T_mult", _validate.integer(
+            self.T_mult, "T_mult", strict_type=True, message=f"Expected integer T_mult >= 1, but got {self.T_mult}"))
+        eta = self.eta_min
+        if not _steps.is_traced(eta) and (isinstance(eta, (str, bytes, bool, np.bool_)) or eta is None):
+            raise ValueError(f"Expected float or int eta_min, but got {eta} of type {type(eta)}")
+        self._set("eta_min", _validate.hyper(eta, "eta_min", groups=False))
+
+    def _finite(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr, "eta_min": self.eta_min}
+
+    def _cycles(self) -> tuple[list[int], list[int]]:
+        """Start and length of every cycle that starts in the domain, exactly."""
+        starts, lengths = [0], [self.T_0]
+        limit = _steps.max_step()
+        while self.T_mult > 1 and starts[-1] + lengths[-1] <= limit:
+            starts.append(starts[-1] + lengths[-1])
+            lengths.append(lengths[-1] * self.T_mult)
+        return starts, lengths
+
+    def _position(self, step: Step) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """``(T_cur, T_i - T_cur, T_i)`` as floats, exact in their integer parts."""
+        k, dtype = step.k, float_dtype()
         if self.T_mult == 1:
-            if _base.is_int(t):
-                T0 = _base.int_const(self.T_0, t)
-                cur = (t % T0 if T0 is not None else t).astype(dtype)
-                left = (T0 - t % T0).astype(dtype) if T0 is not None else const(self.T_0) - cur
+            into = _steps.mod(k, self.T_0)
+            length = const(float(self.T_0))
+            cur, left = into.astype(dtype), _steps.c_minus(self.T_0, into)
+        else:
+            starts, lengths = self._cycles()
+            table = jnp.asarray(np.asarray(starts, dtype=np.uint64).astype(_steps.uint_dtype()))
+            n = _numerics.searchsorted(table, k, side="right") - 1
+            into = k - table[n]
+            length = const(np.asarray([float(x) for x in lengths]))[n]
+            fits = [x for x in lengths if _steps.fits(x)]
+            if len(fits) == len(lengths):
+                lengths_u = jnp.asarray(np.asarray(lengths, dtype=np.uint64).astype(_steps.uint_dtype()))
+                left = (lengths_u[n] - into).astype(dtype)
             else:
-                cur = jnp.remainder(t.astype(dtype), const(self.T_0))
-                left = const(self.T_0) - cur
-            return cur, left, const(self.T_0)
-        if _base.is_int(t):
-            fits = self.starts <= jnp.iinfo(t.dtype).max
-            starts = jnp.asarray(self.starts[fits], dtype=t.dtype)
-            n = _base.searchsorted(starts, t, side="right") - 1
-            cur_i = t - starts[n]
-            length = const(self.lengths[fits])[n]
-            cur = cur_i.astype(dtype)
-            return cur, length - cur, length
-        tf = t.astype(dtype)
-        n = _base.searchsorted(const(self.starts.astype(np.float64)), tf, side="right") - 1
-        cur = tf - const(self.starts.astype(np.float64))[n]
-        length = const(self.lengths)[n]
-        return cur, length - cur, length
+                left = length - into.astype(dtype)
+            cur = into.astype(dtype)
+        if step.f is not None:
+            cur, left = cur + step.f, left - step.f
+        return cur, left, length
 
-    def _value(self, t):
-        cur, left, length = self._cycle(t)
+    def value(self, step: Step) -> jax.Array:
+        cur, left, length = self._position(step)
         eta = const(self.eta_min)
-        return eta + (const(self.base_lr) - eta) * _base.half_cosine(cur, left, length)
+        return eta + (const(self.base_lr) - eta) * _numerics.half_cosine(cur, left, length)
 
 
 def cosine_annealing_warm_restarts(
     base_lr: ArrayLike | Sequence[float], T_0: int, T_mult: int = 1, eta_min: ArrayLike = 0.0
-) -> LRSchedule:
+) -> CosineAnnealingWarmRestarts:
     r"""Cosine annealing that restarts from ``base_lr`` after ``T_0``, ``T_0 T_mult``, ... steps (SGDR).
 
     Port of `torch.optim.lr_scheduler.CosineAnnealingWarmRestarts
@@ -194,4 +260,22 @@ def cosine_annealing_warm_restarts(
         >>> [round(float(schedule(t)), 4) for t in range(8)]
         [1.0, 0.5, 1.0, 0.8536, 0.5, 0.1464, 1.0, 0.9619]
     """
-    return _CosineAnnealingWarmRestarts(base_lr, T_0, T_mult, eta_min)
+    return CosineAnnealingWarmRestarts(base_lr, T_0, T_mult, eta_min)
+
+
+# ----------------------------------------------------------------------------------------------
+# from_torch converters (lrjax.from_torch finds them through the registry)
+# ----------------------------------------------------------------------------------------------
+
+
+def _from_torch_cosine_annealing_lr(s: Any, total_steps: int | None) -> CosineAnnealingLR:
+    from lrjax._torch_util import groups
+
+    # torch's recursion only uses T_max through cos(pi / T_max) and t % (2 T_max): -T_max acts as T_max.
+    return cosine_annealing_lr(groups(s.base_lrs), T_max=abs(s.T_max), eta_min=s.eta_min)
+
+
+def _from_torch_cosine_annealing_warm_restarts(s: Any, total_steps: int | None) -> CosineAnnealingWarmRestarts:
+    from lrjax._torch_util import groups
+
+    return cosine_annealing_warm_restarts(groups(s.base_lrs), T_0=s.T_0, T_mult=s.T_mult, eta_min=s.eta_min)

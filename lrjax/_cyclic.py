@@ -2,117 +2,185 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from lrjax import _base
-from lrjax._base import ArrayLike, LRSchedule, Probe, const, float_dtype
+from lrjax import _numerics, _steps, _user_fn, _validate
+from lrjax._schedule import AbsoluteMember, LRSchedule, const
+from lrjax._steps import ArrayLike, Step, float_dtype
 
 _MODES = ("triangular", "triangular2", "exp_range")
 _SCALE_MODES = ("cycle", "iterations")
 
 
-def _step_size(x: Any, name: str) -> float | int:
-    if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x) or x <= 0:
-        raise ValueError(f"{name} must be a positive number of steps, got {x!r}")
+def _step_size(x: Any, name: str) -> int | float:
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number of steps >= 1, got {x!r}")
+    if not math.isfinite(x) or x < 1:
+        # torch divides by zero at 0; below one step a half cycle never shows at integer steps and
+        # torch's x / step_ratio loses all precision (or overflows in float32).
+        raise ValueError(f"{name} must be a number of steps >= 1, got {x!r}")
+    if x > 2.0**64:
+        raise ValueError(f"{name} must be at most 2**64 steps, got {x!r}")
     return int(x) if float(x).is_integer() else float(x)
 
 
-class _Cyclic(LRSchedule):
-    torch_class = "CyclicLR"
-    kind = "absolute"
+class _Cycle(LRSchedule):
+    """The triangle of CyclicLR, shared by the lr and the momentum it writes."""
 
-    def __init__(self, fn_name, low, high, low_name, high_name, step_size_up, step_size_down, mode, gamma,
-                 scale_fn, scale_mode, momentum: bool):
-        groups_bounds = {"low": 0.0, "high": 1.0} if momentum else {"low": 0.0}
-        self.low = _base.hyper(low, low_name, **groups_bounds)
-        self.high = _base.hyper(high, high_name, **groups_bounds)
-        _base.check_groups(**{low_name: self.low, high_name: self.high})
-        self.momentum = momentum
-        self.up = _step_size(step_size_up, "step_size_up")
-        self.down = self.up if step_size_down is None else _step_size(step_size_down, "step_size_down")
-        if scale_fn is None and mode not in _MODES:
+    step_size_up: Any
+    step_size_down: Any
+    mode: str
+    gamma: Any
+    scale_fn: Any
+    scale_mode: str
+    total_steps: int | None
+
+    inverted: ClassVar[bool] = False  # the momentum: max - (max - base) * ...
+    low_name: ClassVar[str]
+    high_name: ClassVar[str]
+    bounds: ClassVar[dict[str, float | None]]
+
+    @property
+    def low(self) -> Any:
+        return getattr(self, self.low_name)
+
+    @property
+    def high(self) -> Any:
+        return getattr(self, self.high_name)
+
+    @property
+    def up(self) -> int | float:
+        return self.step_size_up
+
+    @property
+    def down(self) -> int | float:
+        return self.step_size_up if self.step_size_down is None else self.step_size_down
+
+    def _validate(self) -> None:
+        self._set(self.low_name, _validate.hyper(self.low, self.low_name, **self.bounds))
+        self._set(self.high_name, _validate.hyper(self.high, self.high_name, **self.bounds))
+        _validate.check_groups(**{self.low_name: self.low, self.high_name: self.high})
+        self._set("step_size_up", _step_size(self.step_size_up, "step_size_up"))
+        if self.step_size_down is not None:
+            self._set("step_size_down", _step_size(self.step_size_down, "step_size_down"))
+        if self.scale_fn is None and self.mode not in _MODES:
             raise ValueError("mode is invalid and scale_fn is None")
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}, got {mode!r} (it is ignored when scale_fn is given)")
-        if scale_mode not in _SCALE_MODES:
-            raise ValueError(f"scale_mode must be one of {_SCALE_MODES}, got {scale_mode!r}")
-        self.mode = mode
-        self.gamma = _base.hyper(gamma, "gamma", groups=False)
-        self.scale_fn = scale_fn
-        if scale_fn is not None:
-            if not callable(scale_fn):
-                raise ValueError(f"scale_fn should be a function, but got {type(scale_fn).__name__}")
-            probe = Probe(scale_fn, "scale_fn")
-            if not probe.traceable:
-                raise ValueError(
-                    f"scale_fn cannot be traced by JAX ({type(probe.error).__name__}: {probe.error}); "
-                    "write it with jax.numpy, e.g. lambda x: 0.5 ** x"
-                )
-            # torch: with a custom scale_fn, 'cycle' means the cycle number, anything else the step.
-            self.scale_by_cycle = scale_mode == "cycle"
-        else:
-            # torch: the built-in modes override scale_mode.
-            self.scale_by_cycle = mode != "exp_range"
-        self.scale_mode = scale_mode
-        kwargs = {low_name: self.low, high_name: self.high, "step_size_up": self.up, "step_size_down": self.down,
-                  "mode": mode, "gamma": self.gamma, "scale_fn": scale_fn, "scale_mode": scale_mode}
-        super().__init__(fn_name, kwargs)
-
-    def _position(self, t: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """``(cycle, scale_factor)``: torch's ``floor(1 + t / total)`` and the triangle height in [0, 1]."""
-        dtype = float_dtype()
-        total = self.up + self.down
-        if _base.is_int(t) and isinstance(total, int):
-            total_c = _base.int_const(total, t)
-            if total_c is None:
-                r, cycle = t, jnp.ones_like(t)
-            else:
-                r, cycle = t % total_c, t // total_c + 1
-            r_f, cycle_f = r.astype(dtype), cycle.astype(dtype)
-            rising = r <= self.up
-        else:
-            tf = t.astype(dtype)
-            r_f = jnp.remainder(tf, const(total))
-            cycle_f = jnp.round((tf - r_f) / const(total)) + 1
-            rising = r_f <= const(self.up)
-        height = jnp.where(rising, r_f / const(self.up), (const(total) - r_f) / const(self.down))
-        return cycle_f, height
-
-    def _scale(self, t: jax.Array, cycle: jax.Array) -> jax.Array | None:
-        x = cycle if self.scale_by_cycle else t.astype(float_dtype())
+        _validate.choice(self.mode, "mode", _MODES,
+                         f"mode must be one of {_MODES}, got {self.mode!r} (it is ignored when scale_fn is given)")
+        _validate.choice(self.scale_mode, "scale_mode", _SCALE_MODES)
+        self._set("gamma", _validate.hyper(self.gamma, "gamma", groups=False))
+        if self.total_steps is not None:
+            self._set("total_steps", _validate.integer(self.total_steps, "total_steps", minimum=0))
+        fn = None
         if self.scale_fn is not None:
-            return jnp.asarray(self.scale_fn(x)).astype(float_dtype())
+            # torch: with a custom scale_fn, 'cycle' means the cycle number, anything else the step.
+            if self.total_steps is not None:
+                last = math.floor(1 + self.total_steps / self.total) if self.by_cycle else self.total_steps
+            fn = _user_fn.prepare(
+                self.scale_fn, "scale_fn", torch_class="CyclicLR",
+                total_steps=last if self.total_steps is not None else None, first=1 if self.by_cycle else 0)
+        object.__setattr__(self, "_scale_fn", fn)
+
+    def _finite(self) -> dict[str, Any]:
+        return {self.low_name: self.low, self.high_name: self.high}
+
+    @property
+    def total(self) -> int | float:
+        return self.up + self.down
+
+    @property
+    def by_cycle(self) -> bool:
+        """Whether the scale is a function of the cycle (else of the step). torch: the built-in modes
+        override ``scale_mode``; with a custom ``scale_fn``, anything but 'cycle' means the step."""
+        if self.scale_fn is not None:
+            return self.scale_mode == "cycle"
+        return self.mode != "exp_range"
+
+    def _triangle(self, step: Step) -> tuple[jax.Array, jax.Array]:
+        """``(cycle, height)``: torch's ``floor(1 + t / total)`` and the triangle's height in ``[0, 1]``."""
+        dtype = float_dtype()
+        up, down, total = self.up, self.down, self.total
+        if dtype == np.float64:
+            # torch's own float64 arithmetic, operation for operation.
+            t = step.as_float()
+            q = t / const(float(total))
+            cycle = jnp.floor(1.0 + q)
+            x = (1.0 + q) - cycle
+            ratio = float(up) / float(total)
+            height = jnp.where(x <= ratio, x / const(ratio), (x - 1.0) / const(ratio - 1.0))
+            return cycle, height
+        if isinstance(total, int) and _steps.fits(total):
+            r = _steps.mod(step.k, total)
+            cycle = (_steps.floordiv(step.k, total) + jnp.ones((), step.k.dtype)).astype(dtype)
+            done = r.astype(dtype)
+            left = _steps.c_minus(total, r)
+            if step.f is not None:
+                done, left = done + step.f, left - step.f
+            height = jnp.where(done <= const(float(up)), done / const(float(up)), left / const(float(down)))
+            return cycle, height
+        whole, x = _numerics.frac_of_ratio(step, float(total))
+        ratio = float(up) / float(total)
+        height = jnp.where(x <= ratio, x / const(ratio), (1.0 - x) / const(float(down) / float(total)))
+        return whole + 1.0, height
+
+    def _scale(self, step: Step, cycle: jax.Array) -> jax.Array | None:
+        arg = Step(cycle.astype(_steps.uint_dtype())) if self.by_cycle else step
+        fn: _user_fn.UserFunction | None = getattr(self, "_scale_fn")
+        if fn is not None:
+            return fn(arg)
         if self.mode == "triangular":
             return None
         if self.mode == "triangular2":
-            return _base.power(0.5, cycle - 1)
-        return _base.power(self.gamma, x)
+            return jnp.exp2(-(cycle - 1.0))
+        return _numerics.power(self.gamma, step.as_float())
 
-    def _value(self, t):
-        cycle, height = self._position(t)
-        scale = self._scale(t, cycle)
+    def value(self, step: Step) -> jax.Array:
+        cycle, height = self._triangle(step)
+        scale = self._scale(step, cycle)
         amplitude = height if scale is None else height * scale
         low, high = const(self.low), const(self.high)
-        if self.momentum:  # torch: momentum = max_momentum - (max_momentum - base_momentum) * ...
+        if self.inverted:
             return high - (high - low) * amplitude
         return low + (high - low) * amplitude
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class CyclicLR(_Cycle, AbsoluteMember):
+    base_lr: Any
+    max_lr: Any
+    step_size_up: Any = 2000
+    step_size_down: Any = None
+    mode: str = "triangular"
+    gamma: Any = 1.0
+    scale_fn: Any = None
+    scale_mode: str = "cycle"
+    total_steps: int | None = dataclasses.field(default=None, kw_only=True)
+
+    name: ClassVar[str] = "cyclic_lr"
+    low_name: ClassVar[str] = "base_lr"
+    high_name: ClassVar[str] = "max_lr"
+    bounds: ClassVar[dict[str, float | None]] = {"low": 0.0}
 
 
 def cyclic_lr(
     base_lr: ArrayLike | Sequence[float],
     max_lr: ArrayLike | Sequence[float],
-    step_size_up: int = 2000,
-    step_size_down: int | None = None,
+    step_size_up: float = 2000,
+    step_size_down: float | None = None,
     mode: str = "triangular",
     gamma: ArrayLike = 1.0,
     scale_fn: Callable[[Any], Any] | None = None,
     scale_mode: str = "cycle",
-) -> LRSchedule:
+    *,
+    total_steps: int | None = None,
+) -> CyclicLR:
     r"""Cycles the learning rate between ``base_lr`` and ``max_lr`` (cyclical learning rates).
 
     Port of `torch.optim.lr_scheduler.CyclicLR
@@ -128,26 +196,30 @@ def cyclic_lr(
 
     with ``s = 1`` (triangular), ``1 / 2^(c - 1)`` (triangular2), ``gamma^t`` (exp_range) or
     ``scale_fn`` of the cycle ``c`` or of the step ``t``. ``schedule(t)`` equals the lr torch holds
-    after ``t`` calls of ``scheduler.step()``; steps are reduced modulo the cycle length in integer
-    arithmetic, so precision holds for any step count.
+    after ``t`` calls of ``scheduler.step()``. In float64 lrjax computes ``x`` with torch's own
+    operations; in float32 the step is reduced modulo the cycle exactly (integer step sizes) or to
+    float64 accuracy (fractional ones), so precision holds at any step.
 
     Args:
         base_lr: lower boundary of the cycle; a scalar or one value per parameter group.
         max_lr: upper boundary; a scalar or one value per group. ``base_lr > max_lr`` is allowed
             (an inverted cycle), as in torch.
-        step_size_up: steps in the increasing half of a cycle, positive.
+        step_size_up: steps in the increasing half of a cycle, a number ``>= 1`` (fractions allowed).
         step_size_down: steps in the decreasing half; ``None`` means ``step_size_up``.
         mode: ``"triangular"``, ``"triangular2"`` or ``"exp_range"``.
         gamma: base of ``exp_range``'s scaling ``gamma ** t``, ``>= 0``.
-        scale_fn: custom scaling ``f(x) -> factor`` written with ``jax.numpy``, called with a float
-            array (torch passes an int); overrides ``mode``.
+        scale_fn: custom scaling ``f(x) -> factor``, called with a float array (torch passes an
+            int; see :func:`lambda_lr` for how lrjax checks it); overrides ``mode``.
         scale_mode: ``"cycle"`` or ``"iterations"``: what ``scale_fn`` is called with.
+        total_steps: if given, ``scale_fn`` is called with Python ints, as torch does, over the
+            cycles (or steps) of the first ``total_steps`` steps, and looked up.
 
     Raises:
-        ValueError: torch's "mode is invalid and scale_fn is None"; a non-positive step size
-            (torch divides by zero); an unknown ``mode`` or ``scale_mode`` even with ``scale_fn``
-            (torch silently ignores or reinterprets them); ``base_lr``/``max_lr`` of different
-            group counts; a ``scale_fn`` JAX cannot trace.
+        ValueError: torch's "mode is invalid and scale_fn is None"; a step size below 1 (torch
+            divides by zero at 0, and below one step a half cycle never shows); an unknown
+            ``mode`` or ``scale_mode`` even with ``scale_fn`` (torch silently ignores or
+            reinterprets them); ``base_lr``/``max_lr`` of different group counts; a ``scale_fn``
+            JAX cannot trace (without ``total_steps``).
 
     .. note::
         As in torch, the built-in modes override ``scale_mode``: triangular and triangular2
@@ -160,20 +232,41 @@ def cyclic_lr(
         >>> [round(float(schedule(t)), 6) for t in range(6)]
         [0.1, 0.55, 1.0, 0.7, 0.4, 0.1]
     """
-    return _Cyclic("cyclic_lr", base_lr, max_lr, "base_lr", "max_lr", step_size_up, step_size_down, mode, gamma,
-                   scale_fn, scale_mode, momentum=False)
+    return CyclicLR(base_lr, max_lr, step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode,
+                    total_steps=total_steps)
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class CyclicMomentum(_Cycle):
+    base_momentum: Any = 0.8
+    max_momentum: Any = 0.9
+    step_size_up: Any = 2000
+    step_size_down: Any = None
+    mode: str = "triangular"
+    gamma: Any = 1.0
+    scale_fn: Any = None
+    scale_mode: str = "cycle"
+    total_steps: int | None = dataclasses.field(default=None, kw_only=True)
+
+    name: ClassVar[str] = "cyclic_momentum"
+    inverted: ClassVar[bool] = True
+    low_name: ClassVar[str] = "base_momentum"
+    high_name: ClassVar[str] = "max_momentum"
+    bounds: ClassVar[dict[str, float | None]] = {"low": 0.0, "high": 1.0}
 
 
 def cyclic_momentum(
     base_momentum: ArrayLike | Sequence[float] = 0.8,
     max_momentum: ArrayLike | Sequence[float] = 0.9,
-    step_size_up: int = 2000,
-    step_size_down: int | None = None,
+    step_size_up: float = 2000,
+    step_size_down: float | None = None,
     mode: str = "triangular",
     gamma: ArrayLike = 1.0,
     scale_fn: Callable[[Any], Any] | None = None,
     scale_mode: str = "cycle",
-) -> LRSchedule:
+    *,
+    total_steps: int | None = None,
+) -> CyclicMomentum:
     r"""The momentum torch's ``CyclicLR`` writes into the optimizer, cycling inversely to the lr.
 
     ``schedule(t)`` equals SGD's ``momentum`` (or Adam's ``betas[0]``) after ``t`` calls of
@@ -187,8 +280,8 @@ def cyclic_momentum(
     Args:
         base_momentum: lower boundary, in ``[0, 1]``; a scalar or one value per group.
         max_momentum: upper boundary (the value at step 0), in ``[0, 1]``.
-        step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode: as in :func:`cyclic_lr`;
-            pass the same values to both.
+        step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode, total_steps: as in
+            :func:`cyclic_lr`; pass the same values to both.
 
     Raises:
         ValueError: as :func:`cyclic_lr`, and for momenta outside ``[0, 1]``.
@@ -202,5 +295,44 @@ def cyclic_momentum(
         >>> [round(float(momentum(t)), 4) for t in range(6)]
         [0.9, 0.85, 0.8, 0.8333, 0.8667, 0.9]
     """
-    return _Cyclic("cyclic_momentum", base_momentum, max_momentum, "base_momentum", "max_momentum", step_size_up,
-                   step_size_down, mode, gamma, scale_fn, scale_mode, momentum=True)
+    return CyclicMomentum(base_momentum, max_momentum, step_size_up, step_size_down, mode, gamma, scale_fn,
+                          scale_mode, total_steps=total_steps)
+
+
+# ----------------------------------------------------------------------------------------------
+# from_torch converters (lrjax.from_torch finds them through the registry)
+# ----------------------------------------------------------------------------------------------
+
+
+def _step_sizes(s: Any) -> tuple[float, float]:
+    """``step_size_up`` and ``step_size_down`` back from torch's ``total_size`` and ``step_ratio``."""
+    total, ratio = float(s.total_size), float(s.step_ratio)
+    up = total * ratio
+    if abs(up - round(up)) <= 1e-9 * total and round(up) / total == ratio:
+        up = float(round(up))
+    else:  # a fractional step size: find the float torch divided
+        for candidate in (up, math.nextafter(up, math.inf), math.nextafter(up, -math.inf)):
+            if candidate / total == ratio and candidate + (total - candidate) == total:
+                up = candidate
+                break
+    return up, total - up
+
+
+def _shared(s: Any, total_steps: int | None) -> dict[str, Any]:
+    up, down = _step_sizes(s)
+    return {"step_size_up": up, "step_size_down": down, "mode": s.mode, "gamma": s.gamma,
+            "scale_fn": s._scale_fn_custom, "scale_mode": s.scale_mode, "total_steps": total_steps}
+
+
+def _from_torch_cyclic_lr(s: Any, total_steps: int | None) -> CyclicLR:
+    from lrjax._torch_util import groups
+
+    return cyclic_lr(groups(s.base_lrs), groups(s.max_lrs), **_shared(s, total_steps))
+
+
+def _from_torch_cyclic_momentum(s: Any, total_steps: int | None) -> CyclicMomentum | None:
+    from lrjax._torch_util import groups
+
+    if not s.cycle_momentum:
+        return None
+    return cyclic_momentum(groups(s.base_momentums), groups(s.max_momentums), **_shared(s, total_steps))

@@ -2,40 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
+from typing import Any, ClassVar
+
 import jax
 import jax.numpy as jnp
 
-from lrjax import _base
-from lrjax._base import ArrayLike, LRSchedule, Schedule, const
+from lrjax import _steps, _validate
+from lrjax._schedule import LRSchedule, Schedule
+from lrjax._steps import Step, float_dtype
 
 
-class _PerEpoch(LRSchedule):
-    kind = "absolute"
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class PerEpoch(LRSchedule):
+    schedule: Any
+    steps_per_epoch: int
+    fractional: bool = dataclasses.field(default=False, kw_only=True)
 
-    def __init__(self, schedule: Schedule, steps_per_epoch: int, fractional: bool):
-        if not callable(schedule):
-            raise ValueError(f"schedule must be callable, got {schedule!r}")
-        self.schedule = schedule
-        self.steps_per_epoch = _base.integer(steps_per_epoch, "steps_per_epoch", minimum=1)
-        self.fractional = bool(fractional)
-        super().__init__("per_epoch", {"schedule": schedule, "steps_per_epoch": self.steps_per_epoch,
-                                       "fractional": self.fractional})
+    name: ClassVar[str] = "per_epoch"
+
+    def _validate(self) -> None:
+        if not callable(self.schedule) or getattr(self.schedule, "is_plateau", False):
+            raise ValueError(f"schedule must be a schedule (a function of the epoch), got {self.schedule!r}")
+        self._set("steps_per_epoch", _validate.integer(self.steps_per_epoch, "steps_per_epoch", minimum=1))
+        self._set("fractional", _validate.boolean(self.fractional, "fractional"))
+
+    @property
+    def groups(self) -> int | None:
+        return self.schedule.groups if isinstance(self.schedule, LRSchedule) else None
 
     def __repr__(self) -> str:
-        return f"lrjax.per_epoch({self.schedule!r}, steps_per_epoch={self.steps_per_epoch}, fractional={self.fractional})"
+        return (f"lrjax.per_epoch({self.schedule!r}, steps_per_epoch={self.steps_per_epoch}, "
+                f"fractional={self.fractional})")
 
-    def _value(self, count: jax.Array) -> jax.Array:
+    def value(self, step: Step) -> jax.Array:
         n = self.steps_per_epoch
-        if not self.fractional:
-            epoch = count // jnp.asarray(n, count.dtype) if _base.is_int(count) else jnp.floor(count / n)
-            return jnp.asarray(self.schedule(epoch))
-        # torch: scheduler.step(epoch + i / iters) runs after update i, so update g uses the value
-        # set after update g - 1.
-        previous = jnp.maximum(count - 1, jnp.zeros((), count.dtype))
-        return jnp.asarray(self.schedule(_base.to_float(previous) / const(n)))
+        count = step.k
+        if self.fractional:
+            # torch: scheduler.step(epoch + i / iters) runs after update i, so update g uses the value
+            # set after update g - 1: epoch (g - 1) / n, passed as its whole and fractional parts.
+            count = _steps.sub_clipped(count, 1)
+            epoch = Step(_steps.floordiv(count, n), _steps.mod(count, n).astype(float_dtype()) / float(n))
+        else:
+            epoch = Step(_steps.floordiv(count, n))
+        if isinstance(self.schedule, LRSchedule):
+            return self.schedule(epoch)
+        # Any other function of the epoch gets a plain number: the epoch as a signed int array, or a float.
+        if self.fractional:
+            return jnp.asarray(self.schedule(epoch.as_float()))
+        signed = jnp.int64 if _steps.uint_dtype() == jnp.uint64 else jnp.int32
+        top = jnp.asarray(jnp.iinfo(signed).max, epoch.k.dtype)
+        return jnp.asarray(self.schedule(jnp.minimum(epoch.k, top).astype(signed)))
 
 
-def per_epoch(schedule: Schedule, steps_per_epoch: int, *, fractional: bool = False) -> LRSchedule:
+def per_epoch(schedule: Schedule, steps_per_epoch: int, *, fractional: bool = False) -> PerEpoch:
     r"""Runs an epoch-indexed schedule on optax's step counter (one count per optimizer update).
 
     torch recipes mostly call ``scheduler.step()`` once per epoch, while optax passes the number of
@@ -47,8 +67,10 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int, *, fractional: bool = Fa
     * ``fractional=True``: torch's documented CosineAnnealingWarmRestarts loop
       ``for epoch: for i, batch: optimizer.step(); scheduler.step(epoch + i / iters)``. There the
       update of batch ``i`` uses the lr set after batch ``i - 1``, so update ``g`` uses
-      ``schedule(max(g - 1, 0) / steps_per_epoch)``; lrjax reproduces that lag. (For a schedule
-      evaluated at ``g / steps_per_epoch`` without the lag, write ``lambda g: schedule(g / n)``.)
+      ``schedule(max(g - 1, 0) / steps_per_epoch)``; lrjax reproduces that lag. The epoch reaches an
+      lrjax schedule exactly, as a whole number and a fraction, so a float32 schedule keeps its
+      precision at every update. (For a schedule evaluated at ``g / steps_per_epoch`` without the
+      lag, write ``lambda g: schedule(g / n)``.)
 
     Schedules stepped once per batch in torch (CyclicLR, OneCycleLR, or any scheduler stepped after
     every ``optimizer.step()``) need no wrapper: pass them to optax directly.
@@ -67,4 +89,4 @@ def per_epoch(schedule: Schedule, steps_per_epoch: int, *, fractional: bool = Fa
         >>> [round(float(schedule(c)), 6) for c in (0, 199, 200)]
         [0.001, 0.001, 0.0001]
     """
-    return _PerEpoch(schedule, steps_per_epoch, fractional)
+    return PerEpoch(schedule, steps_per_epoch, fractional=fractional)

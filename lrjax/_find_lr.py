@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from lrjax import _base
+from lrjax import _base, _validate
 from lrjax._step import exponential_lr
 
 
@@ -225,6 +225,7 @@ def find_lr(
         if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) \
                 or value <= 0:
             raise ValueError(f"{name} must be a positive finite number, got {name}={value!r}")
+        _validate.representable(name, value)  # 1e39 overflows float32
     if not start_lr < end_lr:
         raise ValueError(f"start_lr must be below end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
     if not (isinstance(smooth, (int, float, np.number)) and 0 <= smooth < 1):

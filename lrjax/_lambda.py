@@ -2,71 +2,80 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import _base
-from lrjax._base import ArrayLike, LRSchedule, MultiplicativeSchedule, Probe, const, float_dtype
+from lrjax import _numerics, _steps, _user_fn, _validate
+from lrjax._schedule import AbsoluteMember, Affine, MultiplicativeMember, const
+from lrjax._steps import ArrayLike, Step
 
 LrLambda = Callable[[Any], Any]
 
 
-def _floor_index(t: jax.Array, last: int) -> jax.Array:
-    """Table index for step ``t``: ``floor(t)``, held at ``last`` beyond the table."""
-    if not _base.is_int(t):
-        t = jnp.floor(t)
-    return jnp.minimum(t, jnp.asarray(last, t.dtype)).astype(jnp.int32 if last < 2**31 - 1 else t.dtype)
+class _Rule(NamedTuple):
+    """How one group's factors come: ``c ** t`` ("const") or from the per-step factors ("table")."""
+
+    kind: str
+    c: float | None
+    per_step: np.ndarray | None  # factor of steps 0..N (step 0: 1, torch never calls lr_lambda(0))
+    fn: Callable
+
+    @property
+    def cumulative(self) -> np.ndarray:
+        assert self.per_step is not None
+        return np.cumprod(self.per_step)
 
 
-def _untraceable_error(name: str, torch_class: str, probe: Probe) -> ValueError:
-    return ValueError(
-        f"{name} cannot be traced by JAX ({type(probe.error).__name__}: {probe.error}). Either write it "
-        "with jax.numpy (e.g. jnp.minimum(epoch / 10, 1.0) instead of min(epoch / 10, 1.0), "
-        f"jnp.where instead of if/else), or pass total_steps=N so that lrjax evaluates it once per "
-        f"step for steps 0..N with Python ints, as torch's {torch_class} does, and looks the values up."
+def _per_group(values: list[jax.Array], per_group: bool) -> jax.Array:
+    return jnp.stack(values, axis=-1) if per_group else values[0]
+
+
+def _functions(owner: Any, first: int) -> tuple[_user_fn.UserFunction, ...]:
+    groups = _validate.check_groups(base_lr=owner.base_lr)
+    fns = _validate.callables(owner.lr_lambda, "lr_lambda", groups)
+    total = owner.total_steps
+    return tuple(
+        _user_fn.prepare(f, "lr_lambda", torch_class=owner.torch_class, total_steps=total, first=first)
+        for f in _user_fn.as_functions(fns)
     )
 
 
-class _LambdaLR(LRSchedule):
-    torch_class = "LambdaLR"
-    kind = "absolute"
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class LambdaLR(AbsoluteMember):
+    base_lr: Any
+    lr_lambda: Any
+    total_steps: int | None = None
 
-    def __init__(self, base_lr, lr_lambda, total_steps):
-        self.base_lr = _base.hyper(base_lr, "base_lr")
-        groups = _base.check_groups(base_lr=self.base_lr)
-        fns = _base.validate_callables(lr_lambda, "lr_lambda", groups)
-        self.per_group = isinstance(fns, list)
-        self.lambdas = fns if self.per_group else [fns]
-        if total_steps is not None:
-            total_steps = _base.integer(total_steps, "total_steps", minimum=0)
-        self.total_steps = total_steps
-        probes = [Probe(f, "lr_lambda") for f in self.lambdas]
-        self.tables: list[np.ndarray | None] = []
-        for f, probe in zip(self.lambdas, probes):
-            if probe.traceable and total_steps is None:
-                self.tables.append(None)
-            elif total_steps is not None:
-                self.tables.append(_base.tabulate(f, "lr_lambda", 0, total_steps, probe))
-            else:
-                raise _untraceable_error("lr_lambda", "LambdaLR", probe)
-        super().__init__("lambda_lr", {"base_lr": self.base_lr, "lr_lambda": lr_lambda, "total_steps": total_steps})
+    name: ClassVar[str] = "lambda_lr"
+    torch_class: ClassVar[str] = "LambdaLR"
 
-    def _factor(self, i: int, t: jax.Array) -> jax.Array:
-        table = self.tables[i]
-        if table is None:
-            return jnp.asarray(self.lambdas[i](t)).astype(float_dtype())
-        return const(table)[_floor_index(t, table.shape[0] - 1)]
+    def _validate(self) -> None:
+        self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
+        if isinstance(self.lr_lambda, list):
+            self._set("lr_lambda", tuple(self.lr_lambda))
+        if self.total_steps is not None:
+            self._set("total_steps", _validate.integer(self.total_steps, "total_steps", minimum=0))
+        object.__setattr__(self, "_fns", _functions(self, first=0))
 
-    def _value(self, t: jax.Array) -> jax.Array:
-        if self.per_group:
-            factors = jnp.stack([self._factor(i, t) for i in range(len(self.lambdas))], axis=-1)
-        else:
-            factors = self._factor(0, t)
-        return const(self.base_lr) * factors
+    def _finite(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr}
+
+    @property
+    def per_group(self) -> bool:
+        return isinstance(self.lr_lambda, tuple)
+
+    @property
+    def groups(self) -> int | None:
+        return len(self.lr_lambda) if self.per_group else super().groups
+
+    def value(self, step: Step) -> jax.Array:
+        fns: tuple[_user_fn.UserFunction, ...] = getattr(self, "_fns")
+        return const(self.base_lr) * _per_group([fn(step) for fn in fns], self.per_group)
 
 
 def lambda_lr(
@@ -74,7 +83,7 @@ def lambda_lr(
     lr_lambda: LrLambda | Sequence[LrLambda],
     *,
     total_steps: int | None = None,
-) -> LRSchedule:
+) -> LambdaLR:
     r"""Sets the learning rate to ``base_lr`` times a function of the step.
 
     Port of `torch.optim.lr_scheduler.LambdaLR
@@ -87,16 +96,21 @@ def lambda_lr(
     Args:
         base_lr: the optimizer's initial lr; a scalar or one value per parameter group.
         lr_lambda: ``f(step) -> factor``, or a list with one such function per parameter group.
-            It is called with the step as a JAX array, so it must be written with
-            ``jax.numpy`` (``jnp.minimum``, ``jnp.where``), unless ``total_steps`` is given.
-        total_steps: if given, ``lr_lambda`` is evaluated once, with Python ints as torch does,
-            for steps ``0..total_steps``, and the schedule looks the values up (fractional steps
-            are floored; steps past ``total_steps`` hold the last value). This accepts any torch
-            lambda, e.g. ``lambda epoch: min(epoch / 10, 1.0)``.
+            It is called with the step as a float array of the schedule's dtype (float64 under
+            ``jax_enable_x64``), so write it with ``jax.numpy`` (``jnp.minimum``, ``jnp.where``);
+            arithmetic such as ``0.95 ** epoch``, ``epoch // 30`` or ``2 ** -epoch`` gives torch's
+            values. lrjax compares the traced function with the Python one (called with ints, as
+            torch does) at a sample of steps, and refuses it if they differ.
+        total_steps: if given, ``lr_lambda`` is called once, with Python ints as torch does, for
+            steps ``0..total_steps``, and the schedule looks the values up (fractional steps are
+            floored; steps past ``total_steps`` hold the last value). This accepts any torch
+            lambda, e.g. ``lambda epoch: min(epoch / 10, 1.0)`` or a HuggingFace
+            ``get_*_schedule_with_warmup`` lambda.
 
     Raises:
         ValueError: if a list of lambdas does not have one per group, if ``lr_lambda`` is not
-            callable, or if it cannot be traced and ``total_steps`` is not given.
+            callable, returns a negative, non-finite or complex factor, cannot be traced (or
+            traces to other values than its Python self) and ``total_steps`` is not given.
 
     .. note::
         Unlike MultiplicativeLR, LambdaLR applies ``lr_lambda(0)`` at step 0: with torch's doc
@@ -108,92 +122,127 @@ def lambda_lr(
         >>> [round(float(warmup(t)), 4) for t in (0, 5, 10, 20)]
         [0.0, 0.05, 0.1, 0.1]
     """
-    return _LambdaLR(base_lr, lr_lambda, total_steps)
+    return LambdaLR(base_lr, lr_lambda, total_steps)
 
 
-class _MultiplicativeLR(MultiplicativeSchedule):
-    torch_class = "MultiplicativeLR"
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class MultiplicativeLR(MultiplicativeMember):
+    base_lr: Any
+    lr_lambda: Any
+    total_steps: int | None = None
 
-    def __init__(self, base_lr, lr_lambda, total_steps):
-        self.base_lr = _base.hyper(base_lr, "base_lr")
-        groups = _base.check_groups(base_lr=self.base_lr)
-        if isinstance(lr_lambda, (list, tuple)):
-            _base.validate_callables(lr_lambda, "lr_lambda", groups)
-        elif not callable(lr_lambda):
-            raise ValueError(f"lr_lambda should be a function, but got {type(lr_lambda).__name__}")
-        self.per_group = isinstance(lr_lambda, (list, tuple))
-        self.lambdas = list(lr_lambda) if self.per_group else [lr_lambda]
-        if total_steps is not None:
-            total_steps = _base.integer(total_steps, "total_steps", minimum=0)
-        self.total_steps = total_steps
-        # Per group: ("const", c) when lr_lambda ignores the step (factor c ** t), or
-        # ("table", cumulative products for steps 0..total_steps, per-step factors).
-        self.rules: list[tuple[str, Any, Any]] = []
-        for f in self.lambdas:
-            probe = Probe(f, "lr_lambda")
-            if probe.traceable and not probe.depends_on_step:
-                c = f(jnp.asarray(1))
-                c = _base.hyper(c, "lr_lambda(step)", groups=False, message=None)
-                self.rules.append(("const", c, None))
-            elif total_steps is not None:
-                steps = _base.tabulate(f, "lr_lambda", 1, total_steps, probe) if total_steps else np.empty(0)
-                per_step = np.concatenate([[1.0], steps])
-                self.rules.append(("table", np.cumprod(per_step), per_step))
-            elif probe.traceable:
+    name: ClassVar[str] = "multiplicative_lr"
+    torch_class: ClassVar[str] = "MultiplicativeLR"
+    torch_closed_form: ClassVar[bool] = False
+
+    def _validate(self) -> None:
+        self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
+        if isinstance(self.lr_lambda, list):
+            self._set("lr_lambda", tuple(self.lr_lambda))
+        if not isinstance(self.lr_lambda, tuple) and not callable(self.lr_lambda):
+            # torch raises TypeError here; a ValueError like every other bad argument.
+            raise ValueError(f"lr_lambda should be a function, but got {type(self.lr_lambda).__name__}")
+        if self.total_steps is not None:
+            self._set("total_steps", _validate.integer(self.total_steps, "total_steps", minimum=0))
+        groups = _validate.check_groups(base_lr=self.base_lr)
+        fns = _validate.callables(self.lr_lambda, "lr_lambda", groups)
+        rules = []
+        for f in _user_fn.as_functions(fns):
+            error, depends = _user_fn.probe(f)
+            if error is None and not depends:  # lambda epoch: 0.95: the product is 0.95 ** t
+                rules.append(_Rule("const", _user_fn.python_values(f, "lr_lambda", [1])[0], None, f))
+            elif self.total_steps is None:
+                if error is not None:
+                    _user_fn.prepare(f, "lr_lambda", torch_class="MultiplicativeLR", total_steps=None)  # raises
                 raise ValueError(
-                    "lr_lambda depends on the step, so MultiplicativeLR's lr is the product "
-                    "lr_lambda(1) * ... * lr_lambda(t), which has no closed form. Pass total_steps=N: "
-                    "lrjax then tabulates the product for steps 0..N and each evaluation is one lookup."
+                    "lr_lambda depends on the step, so MultiplicativeLR's lr is the product lr_lambda(1) * ... * "
+                    "lr_lambda(t), which has no closed form. Pass total_steps=N: lrjax then tabulates the product "
+                    "for steps 0..N (calling lr_lambda with Python ints, as torch does) and each evaluation is one "
+                    "lookup."
                 )
             else:
-                raise _untraceable_error("lr_lambda", "MultiplicativeLR", probe)
-        tables = [r for r in self.rules if r[0] == "table"]
-        self.horizon = total_steps if tables else None
-        constant_one = all(r[0] == "const" and not _base.is_traced(r[1]) and np.all(r[1] == 1.0) for r in self.rules)
-        self.last_event = 0 if constant_one else self.horizon
-        super().__init__(
-            "multiplicative_lr", {"base_lr": self.base_lr, "lr_lambda": lr_lambda, "total_steps": total_steps}
-        )
+                values = _user_fn.python_values(f, "lr_lambda", list(range(1, self.total_steps + 1)))
+                rules.append(_Rule("table", None, np.concatenate([[1.0], values]), f))
+        object.__setattr__(self, "_rules", tuple(rules))
 
-    def _per_group(self, fn) -> jax.Array:
-        values = [fn(rule) for rule in self.rules]
-        return jnp.stack(values, axis=-1) if self.per_group else values[0]
+    def _finite(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr}
 
-    def factor(self, t: jax.Array) -> jax.Array:
-        def one(rule):
-            kind, a, _ = rule
-            if kind == "const":
-                return _base.power(a, t)
-            return const(a)[_floor_index(t, a.shape[0] - 1)]
+    @property
+    def per_group(self) -> bool:
+        return isinstance(self.lr_lambda, tuple)
 
-        return self._per_group(one)
+    @property
+    def groups(self) -> int | None:
+        return len(self.lr_lambda) if self.per_group else super().groups
 
-    def step_factor(self, t: jax.Array) -> jax.Array:
-        def one(rule):
-            kind, a, per_step = rule
-            if kind == "const":
-                return jnp.where(t == 0, const(1.0), const(a))
-            last = per_step.shape[0] - 1
-            return jnp.where(t <= last, const(per_step)[_floor_index(t, last)], const(1.0))
+    def _each(self, one: Callable[[tuple], jax.Array]) -> jax.Array:
+        return _per_group([one(rule) for rule in getattr(self, "_rules")], self.per_group)
 
-        return self._per_group(one)
+    def value(self, step: Step) -> jax.Array:
+        k = step.k
 
-    def factor_between(self, t0: jax.Array, t: jax.Array) -> jax.Array:
-        def one(rule):
-            kind, a, _ = rule
-            if kind == "const":
-                return _base.power(a, t - t0)
-            raise NotImplementedError  # tabulated members are combined through a table
+        def one(rule: _Rule) -> jax.Array:
+            if rule.kind == "const":
+                return _numerics.power(rule.c, k)
+            table = rule.cumulative
+            return const(table)[_steps.minimum(k, table.shape[0] - 1).astype(jnp.int32)]
 
-        return self._per_group(one)
+        return const(self.base_lr) * self._each(one)
 
-    def lambda_at_zero(self) -> jax.Array:
-        """``lr_lambda(0)``, which torch applies when MultiplicativeLR starts after a SequentialLR milestone."""
-        values = [
-            const(rule[1]) if rule[0] == "const" else const(float(fn(0)))
-            for fn, rule in zip(self.lambdas, self.rules)
-        ]
-        return jnp.stack(values, axis=-1) if self.per_group else values[0]
+    def factor_between(self, u0: jax.Array, u: jax.Array) -> jax.Array:
+        def one(rule: _Rule) -> jax.Array:
+            if rule.kind == "const":
+                return _numerics.power(rule.c, u - u0)
+            a = rule.per_step
+            assert a is not None
+            # Products of the per-step factors over (u0, u], from prefix sums of logs and zero counts
+            # (no ratio of two underflowed products).
+            positive = a > 0
+            with np.errstate(divide="ignore"):
+                logs = np.cumsum(np.where(positive, np.log(np.where(positive, a, 1.0)), 0.0))
+            zeros = np.cumsum(~positive)
+            last = a.shape[0] - 1
+            i0 = _steps.minimum(u0, last).astype(jnp.int32)
+            i1 = _steps.minimum(u, last).astype(jnp.int32)
+            any_zero = jnp.asarray(zeros)[i1] > jnp.asarray(zeros)[i0]
+            return jnp.where(any_zero, const(0.0), jnp.exp(const(logs)[i1] - const(logs)[i0]))
+
+        return self._each(one)
+
+    def _lambda_at_zero(self) -> jax.Array:
+        def one(rule: _Rule) -> jax.Array:
+            return const(_user_fn.python_values(rule.fn, "lr_lambda", [0])[0])
+
+        return self._each(one)
+
+    def restep_map(self) -> Affine:
+        # Without torch's _is_initial flag, get_lr multiplies by lr_lambda(last_epoch = 0).
+        return Affine.scale(self._lambda_at_zero())
+
+    def restep_error(self) -> str | None:
+        try:
+            self._lambda_at_zero()
+        except ValueError as e:
+            return f"torch calls lr_lambda(0) when it starts {self!r} inside a composite scheduler: {e}"
+        return None
+
+    def entry_map(self) -> Affine:
+        return self.restep_map()  # no closed form in torch: get_lr() at last_epoch 0
+
+    def entry_error(self) -> str | None:
+        return self.restep_error()
+
+    def entry_is_fresh(self) -> bool:
+        return False
+
+    def last_event(self):
+        rules = getattr(self, "_rules")
+        if all(r.kind == "const" and r.c == 1.0 for r in rules):
+            return 0
+        if any(r.kind == "const" for r in rules):
+            return None
+        return self.total_steps
 
 
 def multiplicative_lr(
@@ -201,7 +250,7 @@ def multiplicative_lr(
     lr_lambda: LrLambda | Sequence[LrLambda],
     *,
     total_steps: int | None = None,
-) -> MultiplicativeSchedule:
+) -> MultiplicativeLR:
     r"""Multiplies the learning rate by ``lr_lambda(t)`` at every step ``t >= 1``.
 
     Port of `torch.optim.lr_scheduler.MultiplicativeLR
@@ -225,7 +274,7 @@ def multiplicative_lr(
     Raises:
         ValueError: if ``lr_lambda`` is not callable (torch raises ``TypeError``), if a list does
             not have one per group, if a step-dependent ``lr_lambda`` comes without
-            ``total_steps``, or if a factor is negative or not finite.
+            ``total_steps``, or if a factor is negative, complex or not finite.
 
     .. note::
         torch never calls ``lr_lambda(0)`` (the constructor does not multiply), so
@@ -239,4 +288,21 @@ def multiplicative_lr(
         >>> [round(float(schedule(t)), 4) for t in (0, 1, 2, 10)]
         [1.0, 0.95, 0.9025, 0.5987]
     """
-    return _MultiplicativeLR(base_lr, lr_lambda, total_steps)
+    return MultiplicativeLR(base_lr, lr_lambda, total_steps)
+
+
+# ----------------------------------------------------------------------------------------------
+# from_torch converters (lrjax.from_torch finds them through the registry)
+# ----------------------------------------------------------------------------------------------
+
+
+def _from_torch_lambda_lr(s: Any, total_steps: int | None) -> LambdaLR:
+    from lrjax._torch_util import groups, one_or_list
+
+    return lambda_lr(groups(s.base_lrs), one_or_list(s.lr_lambdas), total_steps=total_steps)
+
+
+def _from_torch_multiplicative_lr(s: Any, total_steps: int | None) -> MultiplicativeLR:
+    from lrjax._torch_util import groups, one_or_list
+
+    return multiplicative_lr(groups(s.base_lrs), one_or_list(s.lr_lambdas), total_steps=total_steps)

@@ -43,15 +43,15 @@ def label_of(schedule: Callable) -> str:
     if isinstance(schedule, LRSchedule):
         import lrjax
 
-        fn = getattr(lrjax, schedule._fn_name, None)
+        fn = getattr(lrjax, schedule.name, None)
         defaults = {}
         if fn is not None:
             defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
                         if p.default is not inspect.Parameter.empty}
         args = ", ".join(f"{k}={fmt(v)}" for k, v in schedule.kwargs.items()
                          if k not in defaults or fmt(v) != fmt(defaults[k]))
-        text = f"{schedule._fn_name}({args})"
-        return text if len(text) <= _MAX_LABEL else schedule._fn_name
+        text = f"{schedule.name}({args})"
+        return text if len(text) <= _MAX_LABEL else schedule.name
     return getattr(schedule, "__name__", type(schedule).__name__)
 
 

@@ -2,46 +2,64 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import _base
-from lrjax._base import ArrayLike, MultiplicativeSchedule, const
+from lrjax import _numerics, _steps, _validate
+from lrjax._schedule import Affine, MultiplicativeMember, const
+from lrjax._steps import ArrayLike, Step
 
 
-def _is_one(x) -> bool:
-    return not _base.is_traced(x) and bool(np.all(np.asarray(x) == 1.0))
+def _is_one(x: Any) -> bool:
+    return not _steps.is_traced(x) and bool(np.all(np.asarray(x) == 1.0))
 
 
-class _StepLR(MultiplicativeSchedule):
-    torch_class = "StepLR"
+class _Geometric(MultiplicativeMember):
+    """``base_lr * gamma ** events(t)``: every update multiplies the lr by ``gamma`` once per event."""
 
-    def __init__(self, base_lr, step_size, gamma):
-        self.base_lr = _base.hyper(base_lr, "base_lr")
-        self.step_size = _base.integer(step_size, "step_size", minimum=1)
-        self.gamma = _base.hyper(gamma, "gamma", groups=False)
-        self.last_event = 0 if _is_one(self.gamma) else None
-        super().__init__("step_lr", {"base_lr": self.base_lr, "step_size": self.step_size, "gamma": self.gamma})
+    def events(self, k: jax.Array) -> jax.Array:
+        """The number of decays in steps ``1..k`` (and at step 0), as an unsigned integer array."""
+        raise NotImplementedError
 
-    def _decays(self, t: jax.Array) -> jax.Array:
-        return t // jnp.asarray(self.step_size, t.dtype) if _base.is_int(t) else jnp.floor(t / self.step_size)
+    def exponent(self, step: Step) -> jax.Array:
+        return self.events(step.k).astype(_steps.float_dtype())
 
-    def factor(self, t):
-        return _base.power(self.gamma, self._decays(t))
+    def value(self, step: Step) -> jax.Array:
+        return const(getattr(self, "base_lr")) * _numerics.power(getattr(self, "gamma"), self.exponent(step))
 
-    def step_factor(self, t):
-        s = jnp.asarray(self.step_size, t.dtype)
-        hit = (t % s == 0) & (t != 0) if _base.is_int(t) else (t > 0) & (self._decays(t) > self._decays(t - 1))
-        return jnp.where(hit, const(self.gamma), const(1.0))
+    def factor_between(self, u0: jax.Array, u: jax.Array) -> jax.Array:
+        return _numerics.power(getattr(self, "gamma"), self.events(u) - self.events(u0))
 
-    def factor_between(self, t0, t):
-        return _base.power(self.gamma, self._decays(t) - self._decays(t0))
+    def _finite(self) -> dict[str, Any]:
+        return {"base_lr": getattr(self, "base_lr")}
 
 
-def step_lr(base_lr: ArrayLike | Sequence[float], step_size: int, gamma: ArrayLike = 0.1) -> MultiplicativeSchedule:
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class StepLR(_Geometric):
+    base_lr: Any
+    step_size: int
+    gamma: Any = 0.1
+
+    name: ClassVar[str] = "step_lr"
+
+    def _validate(self) -> None:
+        self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
+        self._set("step_size", _validate.integer(self.step_size, "step_size", minimum=1))
+        self._set("gamma", _validate.hyper(self.gamma, "gamma", groups=False))
+
+    def events(self, k):
+        return _steps.floordiv(k, self.step_size)
+
+    def last_event(self):
+        return 0 if _is_one(self.gamma) else None
+
+
+def step_lr(base_lr: ArrayLike | Sequence[float], step_size: int, gamma: ArrayLike = 0.1) -> StepLR:
     r"""Decays the learning rate by ``gamma`` every ``step_size`` steps.
 
     Port of `torch.optim.lr_scheduler.StepLR
@@ -53,7 +71,7 @@ def step_lr(base_lr: ArrayLike | Sequence[float], step_size: int, gamma: ArrayLi
 
     Args:
         base_lr: the optimizer's initial lr; a scalar or one value per parameter group.
-        step_size: period of the decay, in steps. Must be a positive integer.
+        step_size: period of the decay, in steps. Must be a positive integer (any size).
         gamma: multiplicative factor of the decay, ``>= 0``.
 
     Raises:
@@ -67,74 +85,69 @@ def step_lr(base_lr: ArrayLike | Sequence[float], step_size: int, gamma: ArrayLi
         >>> [round(float(schedule(t)), 6) for t in (0, 29, 30, 60)]
         [0.05, 0.05, 0.005, 0.0005]
     """
-    return _StepLR(base_lr, step_size, gamma)
+    return StepLR(base_lr, step_size, gamma)
 
 
 # Up to this many milestones, MultiStepLR's factor is looked up among precomputed powers of gamma.
 _POWER_TABLE_MAX = 16
 
 
-class _MultiStepLR(MultiplicativeSchedule):
-    torch_class = "MultiStepLR"
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class MultiStepLR(_Geometric):
+    base_lr: Any
+    milestones: Any
+    gamma: Any = 0.1
 
-    def __init__(self, base_lr, milestones, gamma):
-        self.base_lr = _base.hyper(base_lr, "base_lr")
-        if isinstance(milestones, (str, bytes)) or not isinstance(milestones, Iterable):
-            raise ValueError(f"milestones must be a list of step indices, got {milestones!r}")
-        ms = [
-            _base.integer(m, "milestones", minimum=0, message=f"milestones must be non-negative integers, got {list(milestones)!r}")
-            for m in milestones
-        ]
-        self.milestones = np.sort(np.asarray(ms, dtype=np.int64))
-        self.gamma = _base.hyper(gamma, "gamma", groups=False)
-        self.last_event = 0 if (_is_one(self.gamma) or not ms) else int(self.milestones[-1])
-        super().__init__("multi_step_lr", {"base_lr": self.base_lr, "milestones": ms, "gamma": self.gamma})
+    name: ClassVar[str] = "multi_step_lr"
 
-    def _count(self, t: jax.Array) -> jax.Array:
-        """Number of milestones ``<= t``, repeated milestones counted as often as they appear."""
-        if self.milestones.size == 0:
-            return jnp.zeros(jnp.shape(t), jnp.int32)
-        if _base.is_int(t):
-            ms = self.milestones[self.milestones <= jnp.iinfo(t.dtype).max]
-            table = jnp.asarray(ms, dtype=t.dtype)
-        else:
-            ms = self.milestones
-            table = const(ms)
-            t = t.astype(table.dtype)
-        return _base.searchsorted(table, t, side="right").astype(jnp.int32)
+    def _validate(self) -> None:
+        self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
+        ms = self.milestones
+        if isinstance(ms, (str, bytes)) or not isinstance(ms, Iterable):
+            raise ValueError(f"milestones must be a list of step indices, got {ms!r}")
+        ms = list(ms)
+        message = f"milestones must be non-negative integers, got {ms!r}"
+        self._set("milestones", tuple(sorted(_validate.integer(m, "milestones", minimum=0, message=message) for m in ms)))
+        self._set("gamma", _validate.hyper(self.gamma, "gamma", groups=False))
 
-    def factor(self, t):
-        n = self.milestones.size
-        if _base.is_traced(self.gamma) or n == 0 or n > _POWER_TABLE_MAX:
-            return _base.power(self.gamma, self._count(t))
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return {**super().kwargs, "milestones": list(self.milestones)}
+
+    def events(self, k):
+        return _numerics.count_le(np.asarray(self.milestones, dtype=object), k).astype(_steps.uint_dtype())
+
+    def _count_at_zero(self) -> int:
+        return sum(1 for m in self.milestones if m == 0)
+
+    def init_map(self) -> Affine:
+        # torch's get_lr at last_epoch 0 applies the milestones listed at 0 (a Counter: gamma ** count).
+        return Affine.scale(_numerics.power(self.gamma, jnp.asarray(self._count_at_zero())))
+
+    def value(self, step: Step) -> jax.Array:
+        n = len(self.milestones)
+        if _steps.is_traced(self.gamma) or n == 0 or n > _POWER_TABLE_MAX:
+            return super().value(step)
         # gamma ** k for the few counts there are, computed once in float64 and rounded once: a chain
-        # of selects instead of an exp per step, correctly rounded. On 10^6 steps (3 milestones, XLA:CPU)
-        # 0.24 ms, against 0.64 ms with an exp per step and 0.42 ms for optax.piecewise_constant_schedule.
-        powers = _base.power_table(self.gamma, n)
-        if _base.is_int(t):
-            # Straight from the step: from each distinct milestone on, gamma ** (milestones <= it).
-            value = jnp.broadcast_to(const(powers[0]), jnp.shape(t))
-            for m in np.unique(self.milestones[self.milestones <= jnp.iinfo(t.dtype).max]):
-                k = int(np.searchsorted(self.milestones, m, side="right"))
-                value = jnp.where(t >= jnp.asarray(m, t.dtype), const(powers[k]), value)
-            return value
-        count = self._count(t)  # float steps: through the count, which orders NaN as searchsorted does
-        value = jnp.broadcast_to(const(powers[0]), jnp.shape(count))
-        for k in range(1, n + 1):
-            value = jnp.where(count >= k, const(powers[k]), value)
-        return value
+        # of selects instead of an exp per step, correctly rounded (10^6 steps with 3 milestones,
+        # XLA:CPU: 0.24 ms, against 0.64 ms with an exp per step).
+        powers = _numerics.power_table(self.gamma, n)
+        k = step.k
+        factor = jnp.broadcast_to(const(powers[0]), jnp.shape(k))
+        for m in sorted(set(self.milestones)):
+            if not _steps.fits(m):
+                break
+            count = sum(1 for x in self.milestones if x <= m)
+            factor = jnp.where(k >= _steps.uconst(m), const(powers[count]), factor)
+        return const(self.base_lr) * factor
 
-    def step_factor(self, t):
-        at_t = self._count(t) - jnp.where(t > 0, self._count(t - 1), jnp.zeros((), jnp.int32))
-        return _base.power(self.gamma, at_t)
-
-    def factor_between(self, t0, t):
-        return _base.power(self.gamma, self._count(t) - self._count(t0))
+    def last_event(self):
+        return 0 if (_is_one(self.gamma) or not self.milestones) else int(self.milestones[-1])
 
 
 def multi_step_lr(
     base_lr: ArrayLike | Sequence[float], milestones: Iterable[int], gamma: ArrayLike = 0.1
-) -> MultiplicativeSchedule:
+) -> MultiStepLR:
     r"""Decays the learning rate by ``gamma`` at each milestone.
 
     Port of `torch.optim.lr_scheduler.MultiStepLR
@@ -146,7 +159,8 @@ def multi_step_lr(
 
     Args:
         base_lr: the optimizer's initial lr; a scalar or one value per parameter group.
-        milestones: steps at which to decay, non-negative integers.
+        milestones: steps at which to decay, non-negative integers of any size (one beyond the
+            last step of the domain is never reached).
         gamma: multiplicative factor of the decay, ``>= 0``.
 
     Raises:
@@ -164,29 +178,35 @@ def multi_step_lr(
         >>> [round(float(schedule(t)), 6) for t in (0, 30, 79, 80)]
         [0.05, 0.005, 0.005, 0.0005]
     """
-    return _MultiStepLR(base_lr, milestones, gamma)
+    return MultiStepLR(base_lr, milestones, gamma)
 
 
-class _ExponentialLR(MultiplicativeSchedule):
-    torch_class = "ExponentialLR"
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class ExponentialLR(_Geometric):
+    base_lr: Any
+    gamma: Any
 
-    def __init__(self, base_lr, gamma):
-        self.base_lr = _base.hyper(base_lr, "base_lr")
-        self.gamma = _base.hyper(gamma, "gamma", groups=False)
-        self.last_event = 0 if _is_one(self.gamma) else None
-        super().__init__("exponential_lr", {"base_lr": self.base_lr, "gamma": self.gamma})
+    name: ClassVar[str] = "exponential_lr"
 
-    def factor(self, t):
-        return _base.power(self.gamma, t)
+    def _validate(self) -> None:
+        self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
+        self._set("gamma", _validate.hyper(self.gamma, "gamma", groups=False))
 
-    def step_factor(self, t):
-        return jnp.where(t == 0, const(1.0), const(self.gamma))
+    def events(self, k):
+        return k
 
-    def factor_between(self, t0, t):
-        return _base.power(self.gamma, t - t0)
+    def exponent(self, step: Step) -> jax.Array:
+        return step.as_float()
+
+    def restep_map(self) -> Affine:
+        # Without torch's _is_initial flag, get_lr at last_epoch 0 multiplies by gamma.
+        return Affine.scale(self.gamma)
+
+    def last_event(self):
+        return 0 if _is_one(self.gamma) else None
 
 
-def exponential_lr(base_lr: ArrayLike | Sequence[float], gamma: ArrayLike) -> MultiplicativeSchedule:
+def exponential_lr(base_lr: ArrayLike | Sequence[float], gamma: ArrayLike) -> ExponentialLR:
     r"""Decays the learning rate by ``gamma`` every step.
 
     Port of `torch.optim.lr_scheduler.ExponentialLR
@@ -196,7 +216,7 @@ def exponential_lr(base_lr: ArrayLike | Sequence[float], gamma: ArrayLike) -> Mu
 
     ``schedule(t)`` equals the lr torch holds after ``t`` calls of ``scheduler.step()``. The power
     is computed as ``exp(t * log(gamma))`` with the log taken in float64, so a float32 schedule
-    keeps its precision for ``gamma`` close to 1 and for ``t`` up to ``2**31 - 1``.
+    keeps its precision for ``gamma`` close to 1 and at any step.
 
     Args:
         base_lr: the optimizer's initial lr; a scalar or one value per parameter group.
@@ -212,4 +232,29 @@ def exponential_lr(base_lr: ArrayLike | Sequence[float], gamma: ArrayLike) -> Mu
         >>> [round(float(schedule(t)), 6) for t in (0, 1, 2, 10)]
         [0.1, 0.09, 0.081, 0.034868]
     """
-    return _ExponentialLR(base_lr, gamma)
+    return ExponentialLR(base_lr, gamma)
+
+
+# ----------------------------------------------------------------------------------------------
+# from_torch converters (lrjax.from_torch finds them through the registry)
+# ----------------------------------------------------------------------------------------------
+
+
+def _from_torch_step_lr(s: Any, total_steps: int | None) -> StepLR:
+    from lrjax._torch_util import groups
+
+    # torch decays when t % step_size == 0: a negative step_size acts as its absolute value.
+    return step_lr(groups(s.base_lrs), step_size=abs(s.step_size), gamma=s.gamma)
+
+
+def _from_torch_multi_step_lr(s: Any, total_steps: int | None) -> MultiStepLR:
+    from lrjax._torch_util import groups
+
+    # A Counter: elements() repeats a milestone as often as it was given. Negative ones never apply.
+    return multi_step_lr(groups(s.base_lrs), sorted(m for m in s.milestones.elements() if m >= 0), gamma=s.gamma)
+
+
+def _from_torch_exponential_lr(s: Any, total_steps: int | None) -> ExponentialLR:
+    from lrjax._torch_util import groups
+
+    return exponential_lr(groups(s.base_lrs), gamma=s.gamma)

@@ -2,351 +2,137 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
-from typing import Any
+import copy
+import dataclasses
+import warnings
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lrjax import _base
-from lrjax._base import LRSchedule
-from lrjax._compose import chained_scheduler, sequential_lr
-from lrjax._cosine import cosine_annealing_lr, cosine_annealing_warm_restarts
-from lrjax._cyclic import cyclic_lr, cyclic_momentum
-from lrjax._lambda import lambda_lr, multiplicative_lr
-from lrjax._linear import constant_lr, linear_lr, polynomial_lr
-from lrjax._one_cycle import one_cycle_lr, one_cycle_momentum
+from lrjax import _steps, registry
 from lrjax._plateau import reduce_lr_on_plateau
-from lrjax._step import exponential_lr, multi_step_lr, step_lr
+from lrjax._schedule import LRSchedule, const
+from lrjax._steps import Step
+from lrjax._torch_util import floats as _floats
+from lrjax._torch_util import groups as _groups
+from lrjax._torch_util import import_torch
 
-# How many steps (or cycles) a traced lr_lambda / scale_fn is compared with its Python self.
-_CHECK_STEPS = 128
 # Relative tolerance of the checks that the converted schedule reproduces the torch object's state.
 _CHECK_RTOL = 1e-6
 
 
-def _import_torch():
-    try:
-        import torch
-    except ImportError as e:  # pragma: no cover - exercised only without torch
-        raise ImportError(
-            "lrjax.from_torch needs PyTorch to read the scheduler; install it with `pip install lrjax[torch]`."
-        ) from e
-    return torch
-
-
-def _floats(values: Sequence[Any]) -> list[float]:
-    return [float(v) for v in values]  # float() also reads 0-d tensors (tensor lrs)
-
-
-def _groups(values: Sequence[Any]) -> float | list[float]:
-    """One value per parameter group: a scalar for a single group (so the schedule returns a scalar)."""
-    values = _floats(values)
-    return values[0] if len(values) == 1 else values
-
-
-def _one_or_list(fns: Sequence[Callable]) -> Callable | list[Callable]:
-    """torch stores ``[fn] * groups`` for a single lr_lambda: give lrjax the single function back."""
-    fns = list(fns)
-    return fns[0] if all(f is fns[0] for f in fns) else fns
-
-
-def _name(scheduler: Any) -> str:
-    return type(scheduler).__name__
-
-
-# ----------------------------------------------------------------------------------------------
-# User functions: lr_lambda and scale_fn
-# ----------------------------------------------------------------------------------------------
-
-
-def _traceable(fn: Callable) -> bool:
-    return _base.Probe(fn, "function").traceable
-
-
-def _check_same_in_jax(fn: Callable, args: range, what: str, scheduler: Any, dtype=jnp.int64) -> None:
-    """Raises if ``fn`` traced by JAX disagrees with ``fn`` called on Python ints, as torch calls it.
-
-    A torch lambda such as ``lambda epoch: 2 ** -epoch`` traces without error but computes an
-    integer power under JAX; comparing the two on the first steps catches that. ``dtype`` is what
-    lrjax passes the function (integer steps for lr_lambda, floats for CyclicLR's scale_fn).
-    """
-    with jax.enable_x64(True):
-        traced = np.asarray(jax.vmap(lambda k: jnp.asarray(fn(k)).astype(jnp.float64))(
-            jnp.asarray(list(args), dtype)))
-    for k, value in zip(args, traced):
-        expected = float(fn(k))
-        if not (value == expected or abs(value - expected) <= 1e-9 * max(abs(expected), abs(value))):
-            raise ValueError(
-                f"{what} of {_name(scheduler)} gives {value!r} at {k} when JAX traces it, but {expected!r} in "
-                f"Python, as torch calls it. Pass total_steps=N to from_torch: lrjax then calls {what} with "
-                "Python ints, as torch does, for steps 0..N."
-            )
-
-
-def _python_table(fn: Callable, last: int, first: int) -> Callable:
-    """``fn`` called with the Python ints ``first..last``, as torch calls it, as a JAX lookup function.
-
-    (Handing a traceable ``fn`` to lrjax with ``total_steps`` would evaluate it traced, where
-    ``lambda epoch: 2 ** -epoch`` is an integer power.) MultiplicativeLR never calls ``fn(0)``
-    (``first=1``): it is tabulated only if it can be computed, for SequentialLR, which calls it.
-    """
-    table = np.full(last + 1, np.nan, dtype=np.float64)
-    for k in range(last + 1):
-        try:
-            table[k] = float(fn(k))
-        except Exception:  # noqa: BLE001 - torch never calls fn(k) for k < first
-            if k >= first:
-                raise
-
-    def lookup(step):
-        index = jnp.clip(jnp.asarray(step), 0, last)
-        return _base.const(table)[index]
-
-    lookup.__name__ = getattr(fn, "__name__", "lr_lambda")
-    return lookup
-
-
-def _lambdas(scheduler: Any, total_steps: int | None, first: int = 0) -> Callable | list[Callable]:
-    fns = _one_or_list(scheduler.lr_lambdas)
-    listed = fns if isinstance(fns, list) else [fns]
-    if total_steps is not None:
-        tables = [_python_table(f, total_steps, first) for f in listed]
-        return tables if isinstance(fns, list) else tables[0]
-    for f in listed:
-        if not _traceable(f):
-            raise ValueError(
-                f"the lr_lambda of {_name(scheduler)} is a Python function JAX cannot trace "
-                f"({getattr(f, '__name__', f)!r}). Pass total_steps=N to from_torch: lrjax then evaluates it "
-                "once per step for steps 0..N with Python ints, exactly as torch calls it, and the schedule "
-                "looks the values up (later steps hold the last value)."
-            )
-        _check_same_in_jax(f, range(first, _CHECK_STEPS), "lr_lambda", scheduler)
-    return fns
-
-
-def _scale_fn(scheduler: Any, total_steps: int | None) -> Callable | None:
-    """CyclicLR's custom scale_fn, as a function JAX can trace (tabulated when ``total_steps`` is given)."""
-    fn = scheduler._scale_fn_custom
-    if fn is None:
-        return None
-    by_cycle = scheduler.scale_mode == "cycle"
-    if total_steps is None:
-        if not _traceable(fn):
-            raise ValueError(
-                f"the scale_fn of {_name(scheduler)} is a Python function JAX cannot trace "
-                f"({getattr(fn, '__name__', fn)!r}). Pass total_steps=N to from_torch: lrjax then tabulates it "
-                "with Python ints, as torch calls it, over the first N steps."
-            )
-        _check_same_in_jax(fn, range(1, _CHECK_STEPS) if by_cycle else range(_CHECK_STEPS), "scale_fn", scheduler,
-                           dtype=jnp.float64)
-        return fn
-    # torch calls scale_fn(cycle) with cycle = floor(1 + t / total_size), or scale_fn(t).
-    first, last = (1, math.floor(1 + total_steps / scheduler.total_size)) if by_cycle else (0, total_steps)
-    table = np.asarray([float(fn(k)) for k in range(first, last + 1)], dtype=np.float64)
-
-    def tabulated(x):
-        index = jnp.clip(jnp.floor(jnp.asarray(x)), first, last).astype(jnp.int32) - first
-        return _base.const(table)[index]
-
-    tabulated.__name__ = f"{getattr(fn, '__name__', 'scale_fn')}_tabulated"
-    return tabulated
-
-
-# ----------------------------------------------------------------------------------------------
-# One converter per torch class
-# ----------------------------------------------------------------------------------------------
-
-
-def _lambda_lr(s, total_steps):
-    return lambda_lr(_groups(s.base_lrs), _lambdas(s, total_steps), total_steps=total_steps)
-
-
-def _multiplicative_lr(s, total_steps):
-    fns = _one_or_list(s.lr_lambdas)
-    if total_steps is None:
-        for f in fns if isinstance(fns, list) else [fns]:
-            probe = _base.Probe(f, "lr_lambda")
-            if probe.traceable and probe.depends_on_step:
-                raise ValueError(
-                    f"the lr_lambda of {_name(s)} depends on the step, so the lr is the product "
-                    "lr_lambda(1) * ... * lr_lambda(t), which has no closed form. Pass total_steps=N to "
-                    "from_torch: lrjax then tabulates the product for steps 0..N, calling lr_lambda with "
-                    "Python ints as torch does."
-                )
-    # torch never calls lr_lambda(0) for MultiplicativeLR: compare from step 1.
-    return multiplicative_lr(_groups(s.base_lrs), _lambdas(s, total_steps, first=1), total_steps=total_steps)
-
-
-def _step_lr(s, total_steps):
-    # torch decays when t % step_size == 0: a negative step_size acts as its absolute value.
-    return step_lr(_groups(s.base_lrs), step_size=abs(s.step_size), gamma=s.gamma)
-
-
-def _multi_step_lr(s, total_steps):
-    # A Counter: elements() repeats a milestone as often as it was given. Negative ones never apply.
-    milestones = sorted(m for m in s.milestones.elements() if m >= 0)
-    return multi_step_lr(_groups(s.base_lrs), milestones=milestones, gamma=s.gamma)
-
-
-def _iters(n: int) -> int:
-    # A negative total_iters is never reached by last_epoch: torch then behaves as with total_iters=0.
-    return max(int(n), 0)
-
-
-def _constant_lr(s, total_steps):
-    return constant_lr(_groups(s.base_lrs), factor=s.factor, total_iters=_iters(s.total_iters))
-
-
-def _linear_lr(s, total_steps):
-    return linear_lr(_groups(s.base_lrs), start_factor=s.start_factor, end_factor=s.end_factor,
-                           total_iters=_iters(s.total_iters))
-
-
-def _exponential_lr(s, total_steps):
-    return exponential_lr(_groups(s.base_lrs), gamma=s.gamma)
-
-
-def _polynomial_lr(s, total_steps):
-    return polynomial_lr(_groups(s.base_lrs), total_iters=_iters(s.total_iters), power=s.power)
-
-
-def _cosine_annealing_lr(s, total_steps):
-    # torch's recursion only uses T_max through cos(pi / T_max) and t % (2 T_max): -T_max acts as T_max.
-    return cosine_annealing_lr(_groups(s.base_lrs), T_max=abs(s.T_max), eta_min=s.eta_min)
-
-
-def _cosine_annealing_warm_restarts(s, total_steps):
-    return cosine_annealing_warm_restarts(_groups(s.base_lrs), T_0=s.T_0, T_mult=s.T_mult, eta_min=s.eta_min)
-
-
-def _cyclic_step_sizes(s) -> tuple[float, float]:
-    """``step_size_up`` and ``step_size_down`` back from torch's ``total_size`` and ``step_ratio``."""
-    total, ratio = float(s.total_size), float(s.step_ratio)
-    up = total * ratio
-    if abs(up - round(up)) <= 1e-9 * total and round(up) / total == ratio:
-        up = float(round(up))
-    else:  # a fractional step size: find the float torch divided
-        for candidate in (up, math.nextafter(up, math.inf), math.nextafter(up, -math.inf)):
-            if candidate / total == ratio and candidate + (total - candidate) == total:
-                up = candidate
-                break
-    return up, total - up
-
-
-def _cyclic_shared(s, total_steps) -> dict[str, Any]:
-    up, down = _cyclic_step_sizes(s)
-    return {"step_size_up": up, "step_size_down": down, "mode": s.mode, "gamma": s.gamma,
-            "scale_fn": _scale_fn(s, total_steps), "scale_mode": s.scale_mode}
-
-
-def _cyclic_lr(s, total_steps):
-    return cyclic_lr(_groups(s.base_lrs), _groups(s.max_lrs), **_cyclic_shared(s, total_steps))
-
-
-def _cyclic_momentum(s, total_steps):
-    if not s.cycle_momentum:
-        return None
-    return cyclic_momentum(_groups(s.base_momentums), _groups(s.max_momentums), **_cyclic_shared(s, total_steps))
-
-
-def _one_cycle_common(s) -> dict[str, Any]:
-    phases = s._schedule_phases
-    # end_step of the first phase is float(pct_start * total_steps) - 1: find the pct_start that gives
-    # exactly that float (the quotient may be one ulp off).
-    target = float(phases[0]["end_step"]) + 1
-    T = s.total_steps
-    pct = target / T
-    for candidate in (pct, math.nextafter(pct, math.inf), math.nextafter(pct, -math.inf)):
-        if float(candidate * T) == target:
-            pct = candidate
-            break
-    return {"total_steps": T, "pct_start": float(pct), "anneal_strategy": s._anneal_func_type,
-            "three_phase": len(phases) == 3}
-
-
-def _one_cycle_lr(s, total_steps):
-    groups = s.optimizer.param_groups
-    max_lr = [float(g["max_lr"]) for g in groups]
-    initial = [float(g["initial_lr"]) for g in groups]
-    minimum = [float(g["min_lr"]) for g in groups]
-    # torch keeps initial_lr = max_lr / div_factor and min_lr = initial_lr / final_div_factor per group.
-    div = max_lr[0] / initial[0]
-    final_div = initial[0] / minimum[0]
-    return one_cycle_lr(_groups(max_lr), div_factor=div, final_div_factor=final_div, **_one_cycle_common(s))
-
-
-def _one_cycle_momentum(s, total_steps):
-    if not s.cycle_momentum:
-        return None
-    groups = s.optimizer.param_groups
-    return one_cycle_momentum(base_momentum=_groups([g["base_momentum"] for g in groups]),
-                                    max_momentum=_groups([g["max_momentum"] for g in groups]),
-                                    **_one_cycle_common(s))
-
-
-def _chained(s, total_steps):
-    return chained_scheduler([_convert(m, total_steps) for m in s._schedulers], total_steps=total_steps)
-
-
-def _sequential(s, total_steps):
-    return sequential_lr([_convert(m, total_steps) for m in s._schedulers], milestones=list(s._milestones))
-
-
-_LR = {
-    "LambdaLR": _lambda_lr, "MultiplicativeLR": _multiplicative_lr, "StepLR": _step_lr,
-    "MultiStepLR": _multi_step_lr, "ConstantLR": _constant_lr, "LinearLR": _linear_lr,
-    "ExponentialLR": _exponential_lr, "PolynomialLR": _polynomial_lr, "CosineAnnealingLR": _cosine_annealing_lr,
-    "CosineAnnealingWarmRestarts": _cosine_annealing_warm_restarts, "CyclicLR": _cyclic_lr,
-    "OneCycleLR": _one_cycle_lr, "ChainedScheduler": _chained, "SequentialLR": _sequential,
-}
-_MOMENTUM = {"CyclicLR": _cyclic_momentum, "OneCycleLR": _one_cycle_momentum}
-
-
-def _torch_class(scheduler: Any) -> str:
-    """The torch class of ``scheduler``; subclasses are refused (they may override ``get_lr``)."""
-    torch = _import_torch()
-    L = torch.optim.lr_scheduler
-    names = [*_LR, "ReduceLROnPlateau"]
-    for name in names:
-        if type(scheduler) is getattr(L, name):
-            return name
-    for name in names:
-        if isinstance(scheduler, getattr(L, name)):
-            raise ValueError(
-                f"from_torch converts torch's own scheduler classes; {type(scheduler).__qualname__} subclasses "
-                f"{name} and may compute other learning rates. Convert a plain torch.optim.lr_scheduler.{name}."
-            )
-    raise ValueError(
-        f"from_torch takes a torch.optim.lr_scheduler object ({', '.join(names)}), got {scheduler!r}."
-    )
-
-
-def _convert(scheduler: Any, total_steps: int | None) -> LRSchedule:
-    name = _torch_class(scheduler)
-    if name == "ReduceLROnPlateau":
-        raise ValueError("torch's ChainedScheduler and SequentialLR do not take ReduceLROnPlateau members.")
-    return _LR[name](scheduler, total_steps)
-
-
-def _momentum(scheduler: Any, name: str, total_steps: int | None) -> LRSchedule | None:
-    if name in _MOMENTUM:
-        return _MOMENTUM[name](scheduler, total_steps)
-    if name in ("ChainedScheduler", "SequentialLR"):
-        cycling = [m for m in scheduler._schedulers if _torch_class(m) in _MOMENTUM and m.cycle_momentum]
-        if not cycling:
-            return None
-        if name == "ChainedScheduler" and len(cycling) == 1:
-            # Every chain step runs every member; only this one writes the momentum.
-            return _MOMENTUM[_torch_class(cycling[0])](cycling[0], total_steps)
-        raise ValueError(
-            f"from_torch(..., momentum=True) cannot convert the momentum of a {name} whose members "
-            f"{[_name(m) for m in cycling]} cycle it (the momentum depends on which member ran last). "
-            "Convert the members' momentum separately, or build them with cycle_momentum=False."
-        )
+def _entry(scheduler: Any) -> registry.Entry | None:
+    """The registry entry of ``scheduler``'s class (torch's own classes only, not subclasses)."""
+    import_torch()
+    for entry in registry.entries():
+        if entry.torch_class is not None and type(scheduler) is entry.torch_type():
+            return entry
     return None
+
+
+def _is_scheduler(scheduler: Any) -> bool:
+    torch = import_torch()
+    return isinstance(scheduler, (torch.optim.lr_scheduler.LRScheduler, torch.optim.lr_scheduler.ReduceLROnPlateau))
+
+
+def convert(scheduler: Any, total_steps: int | None) -> LRSchedule:
+    """The lrjax schedule of one torch scheduler (members of composites included)."""
+    entry = _entry(scheduler)
+    if entry is None or entry.converter is None:
+        if entry is not None and entry.role == "plateau":
+            raise ValueError("torch's ChainedScheduler and SequentialLR do not take ReduceLROnPlateau members.")
+        raise _Unconvertible(scheduler)
+    return entry.converter(scheduler, total_steps)
+
+
+class _Unconvertible(ValueError):
+    def __init__(self, scheduler: Any):
+        self.scheduler = scheduler
+        super().__init__(
+            f"{type(scheduler).__qualname__} is not one of torch's own scheduler classes, so lrjax cannot read its "
+            "rule; pass total_steps=N to from_torch to tabulate it by stepping a copy N times."
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# Schedulers lrjax has no rule for (user subclasses): tabulated by stepping a copy
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False, repr=False)
+class TorchTable(LRSchedule):
+    """A torch scheduler's values, recorded by stepping a copy of it: ``values[t]`` for ``t <= N``
+    (one column per parameter group); fractional steps are floored, later steps hold the last value."""
+
+    values: Any
+    torch_class: str = ""
+    what: str = "lr"
+
+    name: ClassVar[str] = "from_torch"
+
+    def value(self, step: Step) -> jax.Array:
+        table = self.values
+        index = _steps.minimum(step.k, table.shape[0] - 1).astype(jnp.int32)
+        return const(table)[index]
+
+    @property
+    def groups(self) -> int | None:
+        return int(self.values.shape[1]) if np.ndim(self.values) == 2 else None
+
+    def __repr__(self) -> str:
+        return f"lrjax.from_torch(<{self.torch_class}>, total_steps={self.values.shape[0] - 1})"
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        raise ValueError(f"{self!r} was recorded from a torch object and has no config")
+
+
+def _momenta(optimizer: Any) -> list[float]:
+    return [float(g["betas"][0]) if "betas" in g else float(g.get("momentum", 0.0)) for g in optimizer.param_groups]
+
+
+def _tabulate(scheduler: Any, total_steps: int) -> tuple[TorchTable, TorchTable | None]:
+    """Steps a copy of ``scheduler`` ``total_steps`` times, recording the lr and momentum per group.
+
+    The copy shares the optimizer's parameters and state tensors (the scheduler never touches them),
+    so a large model is not copied.
+    """
+    if getattr(scheduler, "_step_count", 1) != 1:
+        raise ValueError(
+            f"{type(scheduler).__qualname__} has already been stepped; from_torch tabulates a scheduler from its "
+            "construction, so convert it right after building it."
+        )
+    optimizer = scheduler.optimizer
+    memo: dict[int, Any] = {}
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            memo[id(p)] = p
+    for state in optimizer.state.values():
+        for v in state.values() if isinstance(state, dict) else []:
+            memo[id(v)] = v
+    twin = copy.deepcopy(scheduler, memo)
+    lrs, moms = [], []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for t in range(total_steps + 1):
+            if t:
+                twin.step()
+            lrs.append(_floats(g["lr"] for g in twin.optimizer.param_groups))
+            moms.append(_momenta(twin.optimizer))
+    name = type(scheduler).__qualname__
+
+    def table(rows: list[list[float]], what: str) -> TorchTable:
+        arr = np.asarray(rows, np.float64)
+        arr = arr[:, 0] if arr.shape[1] == 1 else arr
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} produced a non-finite {what} within {total_steps} steps")
+        arr.setflags(write=False)
+        return TorchTable(arr, name, what)
+
+    constant_momentum = all(row == moms[0] for row in moms)
+    return table(lrs, "lr"), None if constant_momentum else table(moms, "momentum")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -354,10 +140,12 @@ def _momentum(scheduler: Any, name: str, total_steps: int | None) -> LRSchedule 
 # ----------------------------------------------------------------------------------------------
 
 
-def _steps_taken(scheduler: Any, name: str) -> int:
+def _steps_taken(scheduler: Any) -> int:
     """How many ``step()`` calls the object has had since construction."""
-    if name == "ChainedScheduler":
-        counts = {_steps_taken(m, _torch_class(m)) for m in scheduler._schedulers}
+    torch = import_torch()
+    L = torch.optim.lr_scheduler
+    if type(scheduler) is L.ChainedScheduler:
+        counts = {_steps_taken(m) for m in scheduler._schedulers}
         if len(counts) != 1:
             raise ValueError(
                 "the members of this ChainedScheduler have been stepped different numbers of times "
@@ -365,16 +153,14 @@ def _steps_taken(scheduler: Any, name: str) -> int:
                 "the ChainedScheduler right after building it."
             )
         return counts.pop()
+    if type(scheduler) is torch.optim.swa_utils.SWALR:
+        return int(scheduler._step_count) - 1
     return int(scheduler.last_epoch)
 
 
-def _momenta(optimizer: Any) -> list[float]:
-    return [float(g["betas"][0]) if "betas" in g else float(g.get("momentum", 0.0)) for g in optimizer.param_groups]
-
-
-def _check_current(scheduler: Any, name: str, lr: LRSchedule, momentum: LRSchedule | None,
-                   total_steps: int | None) -> None:
-    t = _steps_taken(scheduler, name)
+def _check_current(scheduler: Any, lr: LRSchedule, momentum: LRSchedule | None, total_steps: int | None) -> None:
+    name = type(scheduler).__name__
+    t = _steps_taken(scheduler)
     if total_steps is not None and t > total_steps:
         raise ValueError(
             f"{name} has been stepped {t} times, beyond total_steps={total_steps}; pass total_steps >= {t}."
@@ -385,7 +171,7 @@ def _check_current(scheduler: Any, name: str, lr: LRSchedule, momentum: LRSchedu
         pairs.append(("momentum", momentum, _momenta(optimizer)))
     for what, schedule, held in pairs:
         with jax.enable_x64(True):  # one compiled call: cheaper than op-by-op for composite schedules
-            ours = np.broadcast_to(np.asarray(jax.jit(schedule)(jnp.asarray(t)), np.float64), (len(held),))
+            ours = np.broadcast_to(np.asarray(jax.jit(schedule)(t), np.float64), (len(held),))
         held = np.asarray(held, np.float64)
         scale = max(float(np.max(np.abs(held))), 1e-300)
         if not np.all(np.abs(ours - held) <= _CHECK_RTOL * np.abs(held) + 1e-12 * scale):
@@ -396,6 +182,29 @@ def _check_current(scheduler: Any, name: str, lr: LRSchedule, momentum: LRSchedu
                 "optimizer.load_state_dict, or by step(epoch) with a fractional epoch). from_torch rebuilds the "
                 "schedule from the scheduler's construction, so it cannot reproduce that."
             )
+
+
+def _momentum(scheduler: Any, entry: registry.Entry, total_steps: int | None) -> LRSchedule | None:
+    if entry.momentum is not None:
+        return registry.lookup(entry.momentum).converter(scheduler, total_steps)
+    if entry.composite:
+        cycling = []
+        for m in scheduler._schedulers:
+            e = _entry(m)
+            if e is not None and (e.momentum is not None or e.composite) and _momentum(m, e, total_steps) is not None:
+                cycling.append(m)
+        if not cycling:
+            return None
+        if entry.torch_class == "ChainedScheduler" and len(cycling) == 1:
+            # Every chain step runs every member; only this one writes the momentum.
+            m = cycling[0]
+            return _momentum(m, _entry(m), total_steps)  # type: ignore[arg-type]
+        raise ValueError(
+            f"from_torch(..., momentum=True) cannot convert the momentum of a {entry.torch_class} whose members "
+            f"{[type(m).__name__ for m in cycling]} cycle it (the momentum depends on which member ran last). "
+            "Convert the members' momentum separately, or build them with cycle_momentum=False."
+        )
+    return None
 
 
 # ----------------------------------------------------------------------------------------------
@@ -410,7 +219,7 @@ def _plateau(scheduler: Any):
         mode=scheduler.mode, factor=scheduler.factor, patience=scheduler.patience, threshold=scheduler.threshold,
         threshold_mode=scheduler.threshold_mode, cooldown=scheduler.cooldown, min_lr=min_lr, eps=scheduler.eps,
     )
-    dtype = _base.float_dtype()
+    dtype = _steps.float_dtype()
     int32_max = np.iinfo(np.int32).max
     state = plateau.init(_groups(g["lr"] for g in scheduler.optimizer.param_groups))._replace(
         best=jnp.asarray(float(scheduler.best), dtype),
@@ -449,24 +258,31 @@ def from_torch(scheduler: Any, *, total_steps: int | None = None, momentum: bool
     Args:
         scheduler: a torch scheduler: LambdaLR, MultiplicativeLR, StepLR, MultiStepLR, ConstantLR,
             LinearLR, ExponentialLR, PolynomialLR, CosineAnnealingLR, CosineAnnealingWarmRestarts,
-            CyclicLR, OneCycleLR, ChainedScheduler, SequentialLR or ReduceLROnPlateau (subclasses
-            are refused: they may override ``get_lr``).
-        total_steps: a horizon for what has no closed form. torch's ``lr_lambda`` (LambdaLR,
-            MultiplicativeLR) and CyclicLR's ``scale_fn`` are plain Python functions. Without
-            ``total_steps`` they are traced by JAX, which works for arithmetic such as
-            ``lambda epoch: 0.95 ** epoch`` (from_torch compares the traced function with the Python
-            one on the first 128 steps and raises if they differ); a function JAX cannot trace
-            (``min(...)``, ``if``) then raises, asking for ``total_steps``. With ``total_steps=N``
-            the functions are evaluated once with Python ints, exactly as torch calls them, for
-            steps ``0..N``, and the schedule looks the values up; later steps hold the last value.
-            Also passed to :func:`lrjax.chained_scheduler` for chains without closed form.
+            CyclicLR, OneCycleLR, ``torch.optim.swa_utils.SWALR``, ChainedScheduler and SequentialLR
+            (nested to any depth) or ReduceLROnPlateau; or any other ``LRScheduler`` (a user
+            subclass) with ``total_steps``.
+        total_steps: a horizon for what has no rule lrjax can read. torch's ``lr_lambda``
+            (LambdaLR, MultiplicativeLR) and CyclicLR's ``scale_fn`` are plain Python functions.
+            Without ``total_steps`` they are traced by JAX with a float step, which works for
+            arithmetic such as ``lambda epoch: 0.95 ** epoch`` or ``2 ** -(epoch // 200)``
+            (from_torch compares the traced function with the Python one, called with ints, at
+            several hundred steps up to 2**32 and raises if they differ); a function JAX cannot
+            trace (``min(...)``, ``if``) then raises, asking for ``total_steps``. With
+            ``total_steps=N`` the functions are evaluated once with Python ints, exactly as torch
+            calls them, for steps ``0..N``, and the schedule looks the values up; later steps hold
+            the last value. A scheduler class that is not torch's own (a subclass may compute any
+            lr in its ``get_lr``) is recorded by stepping a copy of it N times (the copy shares the
+            optimizer's parameters, so nothing large is copied). Also passed to
+            :func:`lrjax.chained_scheduler` / :func:`lrjax.sequential_lr` for combinations without
+            closed form.
         momentum: if True, return ``(lr_schedule, momentum_schedule)``, where the second is the
             momentum CyclicLR/OneCycleLR write into the optimizer (SGD's ``momentum``, Adam's
             ``betas[0]``; see :func:`lrjax.cyclic_momentum`), or ``None`` for a scheduler that does
             not change the momentum (``cycle_momentum=False``, every other class).
 
     Returns:
-        An :class:`lrjax.LRSchedule`, or ``(lr, momentum)`` with ``momentum=True``. For a
+        An :class:`lrjax.LRSchedule`, or ``(lr, momentum)`` with ``momentum=True``. For a recorded
+        subclass, a lookup table of its values (its momentum table is None when it never changes). For a
         ReduceLROnPlateau, whose lr depends on the metrics rather than the step, a pair
         ``(plateau, state)``: the :func:`lrjax.reduce_lr_on_plateau` transformation with the same
         settings, and the :class:`lrjax.PlateauState` equal to the object's state now (the
@@ -476,9 +292,10 @@ def from_torch(scheduler: Any, *, total_steps: int | None = None, momentum: bool
 
     Raises:
         ImportError: if torch is not installed.
-        ValueError: for an object that is not one of torch's schedulers; a function JAX cannot trace
-            (or traces to other values) without ``total_steps``; a scheduler whose optimizer lr was
-            changed outside it; any combination lrjax itself refuses (e.g. a OneCycleLR inside a
+        ValueError: for an object that is not a torch scheduler; a subclass without
+            ``total_steps`` (or one already stepped); a function JAX cannot trace (or traces to
+            other values) without ``total_steps``; a scheduler whose optimizer lr was changed
+            outside it; any combination lrjax itself refuses (e.g. a OneCycleLR inside a
             ChainedScheduler), with lrjax's message.
 
     .. note::
@@ -499,14 +316,32 @@ def from_torch(scheduler: Any, *, total_steps: int | None = None, momentum: bool
         >>> round(float(lr(4)), 6), round(float(momentum(4)), 6)
         (0.1, 0.8)
     """
-    _import_torch()
+    import_torch()
     if total_steps is not None:
-        total_steps = _base.integer(total_steps, "total_steps", minimum=0)
-    name = _torch_class(scheduler)
-    if name == "ReduceLROnPlateau":
+        from lrjax._validate import integer
+
+        total_steps = integer(total_steps, "total_steps", minimum=0)
+    if not isinstance(momentum, bool):
+        raise ValueError(f"momentum must be True or False, got {momentum!r}")
+    if not _is_scheduler(scheduler):
+        names = ", ".join(e.torch_class for e in registry.entries() if e.torch_class)
+        raise ValueError(f"from_torch takes a torch scheduler object ({names}), got {scheduler!r}.")
+    entry = _entry(scheduler)
+    if entry is not None and entry.role == "plateau":
         converted = _plateau(scheduler)
         return (converted, None) if momentum else converted
-    lr = _LR[name](scheduler, total_steps)
-    mom = _momentum(scheduler, name, total_steps) if momentum else None
-    _check_current(scheduler, name, lr, mom, total_steps)
+    try:
+        lr = convert(scheduler, total_steps)
+        mom = _momentum(scheduler, entry, total_steps) if momentum and entry is not None else None
+    except _Unconvertible as e:
+        if total_steps is None:
+            raise ValueError(
+                f"{type(e.scheduler).__qualname__} is not one of torch's own scheduler classes (it may compute any "
+                "lr in its get_lr), so lrjax cannot read a rule from it. Pass total_steps=N: from_torch then "
+                "records the lr (and momentum) by stepping a copy of the scheduler N times, and the schedule looks "
+                "the values up (later steps hold the last value)."
+            ) from None
+        lr_table, mom_table = _tabulate(scheduler, total_steps)
+        return (lr_table, mom_table) if momentum else lr_table
+    _check_current(scheduler, lr, mom, total_steps)
     return (lr, mom) if momentum else lr

@@ -70,7 +70,7 @@ class Entry:
     @property
     def converter(self) -> Callable[..., Any] | None:
         """``convert(torch_scheduler, total_steps) -> schedule`` for ``lrjax.from_torch``, or None."""
-        if self.torch_class is None or self.role == "plateau":
+        if (self.torch_class is None and self.role != "momentum") or self.role == "plateau":
             return None
         return getattr(importlib.import_module(f"lrjax.{self.module}"), f"_from_torch_{self.name}", None)
 
@@ -101,6 +101,7 @@ _ENTRIES: tuple[Entry, ...] = (
     Entry("cosine_annealing_warm_restarts", "_cosine", "CosineAnnealingWarmRestarts"),
     Entry("cyclic_lr", "_cyclic", "CyclicLR", momentum="cyclic_momentum", torch_lr=None),
     Entry("one_cycle_lr", "_one_cycle", "OneCycleLR", momentum="one_cycle_momentum", torch_lr=None),
+    Entry("swalr", "_swa", "SWALR", torch_module="torch.optim.swa_utils"),
     Entry("chained_scheduler", "_compose", "ChainedScheduler", torch_lr=None, composite=True, members="schedules"),
     Entry("sequential_lr", "_compose", "SequentialLR", torch_lr=None, composite=True, members="schedules"),
     Entry("reduce_lr_on_plateau", "_plateau", "ReduceLROnPlateau", role="plateau", torch_lr=None),

@@ -38,13 +38,9 @@ CONFIGS = {
         {"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.1, "total_iters": 4},
         {"name": "cosine_annealing_lr", "base_lr": 0.1, "T_max": 20}]},
     "step_lr": STEP,
+    "swalr": {"name": "swalr", "base_lr": [0.1, 0.2], "swa_lr": 0.05, "anneal_epochs": 5},
 }
-TORCH_NAMES = {"chained_scheduler": "ChainedScheduler", "constant_lr": "ConstantLR",
-               "cosine_annealing_lr": "CosineAnnealingLR", "cosine_annealing_warm_restarts": "CosineAnnealingWarmRestarts",
-               "cyclic_lr": "CyclicLR", "exponential_lr": "ExponentialLR", "lambda_lr": "LambdaLR",
-               "linear_lr": "LinearLR", "multi_step_lr": "MultiStepLR", "multiplicative_lr": "MultiplicativeLR",
-               "one_cycle_lr": "OneCycleLR", "polynomial_lr": "PolynomialLR",
-               "reduce_lr_on_plateau": "ReduceLROnPlateau", "sequential_lr": "SequentialLR", "step_lr": "StepLR"}
+TORCH_NAMES = {e.name: e.torch_class for e in lrjax.registry.entries() if e.torch_class is not None}
 METRICS = jnp.asarray([1.0, 0.9, 0.95, 0.96, 0.97, 0.5, 0.6, 0.7, 0.8])
 
 

@@ -304,16 +304,24 @@ def test_standard_promotion_traces_torch_style_lambdas(bits):
 
 
 def test_not_a_scheduler():
-    with pytest.raises(ValueError, match="torch.optim.lr_scheduler object"):
+    with pytest.raises(ValueError, match="takes a torch scheduler object"):
         lrjax.from_torch(object())
 
 
-def test_subclass_is_refused():
+def test_subclass_is_refused_without_total_steps_and_tabulated_with_it(bits):
     class MyStep(L.StepLR):
-        pass
+        def get_lr(self):  # a rule lrjax cannot know: halve on every third step, else keep
+            return [g["lr"] * (0.5 if self.last_epoch and self.last_epoch % 3 == 0 else 1.0)
+                    for g in self.optimizer.param_groups]
 
-    with pytest.raises(ValueError, match="subclasses StepLR"):
+    with pytest.raises(ValueError, match=r"not one of torch's own scheduler classes.*total_steps=N"):
         lrjax.from_torch(MyStep(optimizer(), step_size=3))
+    opt = optimizer()
+    scheduler = MyStep(opt, step_size=3)
+    lr = lrjax.from_torch(scheduler, total_steps=20)
+    torch_lrs, _ = run_torch(opt, scheduler, 30)
+    assert_close(values(lr, 20), torch_lrs[:21], bits)
+    assert_close(values(lr, 29)[21:], np.asarray([torch_lrs[20]] * 9), bits)  # later steps hold the last value
 
 
 def test_one_cycle_in_a_chain_is_refused_with_lrjax_message():

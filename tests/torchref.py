@@ -147,15 +147,6 @@ def run_torch(case: dict) -> dict:
 # ---------------------------------------------------------------------------------------------
 
 
-_LRJAX = {
-    "LambdaLR": lrjax.lambda_lr, "MultiplicativeLR": lrjax.multiplicative_lr, "StepLR": lrjax.step_lr,
-    "MultiStepLR": lrjax.multi_step_lr, "ConstantLR": lrjax.constant_lr, "LinearLR": lrjax.linear_lr,
-    "ExponentialLR": lrjax.exponential_lr, "PolynomialLR": lrjax.polynomial_lr,
-    "CosineAnnealingLR": lrjax.cosine_annealing_lr,
-    "CosineAnnealingWarmRestarts": lrjax.cosine_annealing_warm_restarts,
-}
-
-
 def _lrjax_member(spec: dict, base_lr) -> tuple[Any, Any]:
     """(lr schedule, momentum schedule or None) for one torch scheduler spec, as the README maps them."""
     name = spec["scheduler"]
@@ -164,8 +155,9 @@ def _lrjax_member(spec: dict, base_lr) -> tuple[Any, Any]:
         lam = spec["kwargs"]["lr_lambda"]
         if any(not n.startswith("const:") for n in (lam if isinstance(lam, list) else [lam])):
             kw.setdefault("total_steps", spec.get("steps", 1000))  # a step-dependent lambda is tabulated
-    if name in _LRJAX:
-        return _LRJAX[name](base_lr, **kw), None
+    entry = lrjax.registry.lookup(name)
+    if entry.momentum is None:
+        return entry.factory(base_lr, **kw), None
     # CyclicLR / OneCycleLR carry torch's momentum keywords: lrjax.split_momentum maps them.
     lr_config, momentum_config = lrjax.split_momentum({"name": name, **kw})
     momentum = lrjax.from_config(momentum_config) if momentum_config is not None else None
