@@ -182,6 +182,9 @@ class Checkpoints:
         except Exception as e:  # noqa: BLE001 - orbax/json errors all mean: unreadable
             raise self._corrupt(step, e) from None
         if not isinstance(meta, dict) or not meta:
+            if os.path.isdir(os.path.join(self.path(step), "meta")):  # format 1 kept its record in an item
+                raise CheckpointError(f"{self.path(step)} was written by an earlier version of this trainer and "
+                                      "cannot be resumed: start a new run without --resume (it moves it aside).")
             raise self._corrupt(step, "its record (orbax's custom metadata) is missing or unreadable")
         if meta.get("format") != FORMAT or meta.get("step") != step:
             raise CheckpointError(f"{self.path(step)} is not a checkpoint of this trainer "

@@ -18,6 +18,7 @@ Transfers between host and devices are explicit; only the one-time setup runs un
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import signal
 from collections.abc import Callable
@@ -83,6 +84,9 @@ class Supervisor:
         try:
             self.checkpoint_dir = workdir_lib.prepare(self.workdir, self.config.checkpoint)
             if self.primary:
+                if self.config.tensorboard and importlib.util.find_spec("tensorboard") is None:
+                    raise ConfigError("TensorBoard logs need the tensorboard package: pip install -e \".[examples]\", "
+                                      "or pass --no-tensorboard")
                 self.writer = metrics.MetricsWriter(self.workdir, tensorboard=self.config.tensorboard)
             self.stop = StopRequests(self.config.checkpoint).__enter__()
         except BaseException:
