@@ -20,6 +20,12 @@ import optax
 from hypothesis import strategies as st
 
 import lrjax
+from refcases.plateau import _boundary
+
+
+def torch_bound(best: float, config: dict) -> float:
+    """torch's threshold for improving on ``best`` (computed as torch does)."""
+    return _boundary(best, {"threshold": 1e-4, "threshold_mode": "rel", "mode": "min", **config})
 
 
 def groups_of(base_lr: Any) -> list[float]:
@@ -166,13 +172,6 @@ def configs(draw, max_groups: int = 3):
     return config, base_lr
 
 
-def torch_bound(best: float, config: dict) -> float:
-    thr = config["threshold"]
-    if config["threshold_mode"] == "rel":
-        return best * (1.0 - thr) if config["mode"] == "min" else best * (thr + 1.0)
-    return best - thr if config["mode"] == "min" else best + thr
-
-
 def materialize(config: dict, instructions) -> list[float]:
     """Instructions to metrics, asking torch for its best as it goes ("edge": threshold * (1 + rel))."""
     import torch
@@ -196,3 +195,54 @@ def materialize(config: dict, instructions) -> list[float]:
         opt.step()
         sched.step(m)
     return metrics
+
+
+# ---------------------------------------------------------------------------------------------
+# torch loops for schedules combined with a plateau (what torch's SequentialLR / ChainedScheduler refuse)
+# ---------------------------------------------------------------------------------------------
+
+EPOCH_LOSSES = [1.0, 0.8, 0.7, 0.7, 0.69, 0.7, 0.71, 0.72, 0.6, 0.6, 0.6, 0.6, 0.61, 0.6, 0.59, 0.6]
+STEPS_PER_EPOCH = 4
+
+
+def torch_warmup_then_plateau(milestone: int, kw: dict) -> np.ndarray:
+    """torch: LinearLR(start_factor=0.1) for ``milestone`` updates, then ReduceLROnPlateau on the same
+    optimizer, stepped after each epoch with the metrics measured after the switch. The lr of every
+    update. (milestone 0: the plateau starts where the schedule is at step 0, 0.1 * start_factor.)"""
+    import torch
+    from torch.optim import lr_scheduler as L
+
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1 if milestone else 0.01)
+    warmup = L.LinearLR(opt, start_factor=0.1, total_iters=milestone) if milestone else None
+    plateau = L.ReduceLROnPlateau(opt, **kw) if milestone == 0 else None
+    lrs = []
+    for t in range(len(EPOCH_LOSSES) * STEPS_PER_EPOCH):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        if t + 1 <= milestone:
+            warmup.step()
+        if t + 1 == milestone:
+            plateau = L.ReduceLROnPlateau(opt, **kw)
+        if (t + 1) % STEPS_PER_EPOCH == 0 and t + 1 > milestone:
+            plateau.step(EPOCH_LOSSES[(t + 1) // STEPS_PER_EPOCH - 1])
+    return np.array(lrs)
+
+
+def torch_cosine_times_plateau(kw: dict) -> tuple[np.ndarray, float]:
+    """torch: CosineAnnealingLR(0.1, T_max=30) on one optimizer times the lr of a ReduceLROnPlateau
+    started at 1.0 on another, stepped per epoch. The lr of every update, and the final multiplier."""
+    import torch
+    from torch.optim import lr_scheduler as L
+
+    o1 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+    o2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    cosine, plateau = L.CosineAnnealingLR(o1, T_max=30), L.ReduceLROnPlateau(o2, **kw)
+    lrs = []
+    for t in range(len(EPOCH_LOSSES) * STEPS_PER_EPOCH):
+        lrs.append(o1.param_groups[0]["lr"] * o2.param_groups[0]["lr"])
+        o1.step()
+        o2.step()
+        cosine.step()
+        if (t + 1) % STEPS_PER_EPOCH == 0:
+            plateau.step(EPOCH_LOSSES[(t + 1) // STEPS_PER_EPOCH - 1])
+    return np.array(lrs), o2.param_groups[0]["lr"]

@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 import lrjax
 import refdata
 from conftest import requires_torch
+from plateau_loops import (EPOCH_LOSSES, STEPS_PER_EPOCH, instruction, materialize, torch_bound,
+                           torch_cosine_times_plateau, torch_warmup_then_plateau)
 from refcases.plateau import dec, eps_tie, to_f32, torch_trace
 from torchref import tolerance
 
@@ -190,19 +192,6 @@ def test_stored_torch_values(group, bits):
 # Live hypothesis tests against torch
 # ---------------------------------------------------------------------------------------------
 
-_REL = [0.0, 1e-15, -1e-15, 1e-12, -1e-12, 1e-9, -1e-9, 1e-7, -1e-7, 1e-4, -1e-4, 1e-2, -1e-2]
-
-instruction = st.one_of(
-    st.tuples(st.just("value"), st.one_of(
-        st.sampled_from([0.0, 1.0, -1.0, 0.5, 0.9999, 1e4, 9999.0, 1e-3, 2.0]),
-        st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False),
-        st.integers(-5, 5).map(float))),
-    st.tuples(st.just("edge"), st.sampled_from(_REL)),  # at / near torch's threshold for the current best
-    st.tuples(st.just("repeat"), st.just(0.0)),  # the current best again
-    st.tuples(st.just("special"), st.sampled_from([math.nan, math.inf, -math.inf])),
-)
-
-
 @st.composite
 def plateau_setups(draw):
     mode = draw(st.sampled_from(["min", "max"]))
@@ -227,41 +216,9 @@ def plateau_setups(draw):
     return config, base_lr, sequences
 
 
-def torch_bound(best: float, config: dict) -> float:
-    thr = config["threshold"]
-    if config["threshold_mode"] == "rel":
-        return best * (1.0 - thr) if config["mode"] == "min" else best * (thr + 1.0)
-    return best - thr if config["mode"] == "min" else best + thr
-
-
-def materialize(config, base_lr, instructions) -> list[float]:
-    """Turns instructions into metrics, asking torch for its best as it goes ("edge": threshold * (1 + rel))."""
-    import torch
-
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **{**config, "min_lr": 0.0})
-    metrics = []
-    for kind, x in instructions:
-        best = sched.best
-        if kind == "edge" and math.isfinite(best):
-            m = torch_bound(best, config) * (1 + x)
-        elif kind == "repeat" and math.isfinite(best):
-            m = best
-        elif kind in ("edge", "repeat"):
-            m = 1.0
-        else:
-            m = x
-        if 0 < abs(m) < 1.2e-38:  # XLA flushes subnormal floats (float32's) to 0: see test_subnormal_...
-            m = 0.0
-        metrics.append(m)
-        opt.step()
-        sched.step(m)
-    return metrics
-
-
 def _live(config, base_lr, sequences, bits):
     """Each metric sequence against torch: eagerly, with a jitted update, and in a scan."""
-    metrics = [materialize(config, base_lr, instructions) for instructions in sequences]
+    metrics = [materialize(config, instructions) for instructions in sequences]
     traces = []
     for i, ms in enumerate(metrics):
         if bits == 32:
@@ -306,7 +263,7 @@ def test_live_vmap_over_runs(setup, runs, rng):
     groups = len(base_lr) if isinstance(base_lr, list) else 0
     bases = [base_lr] + [
         [rng.uniform(1e-4, 1.0) for _ in range(groups)] if groups else rng.uniform(1e-4, 1.0) for _ in range(runs - 1)]
-    sequences = [materialize(config, base_lr, rng.sample(instructions, len(instructions))) for _ in range(runs)]
+    sequences = [materialize(config, rng.sample(instructions, len(instructions))) for _ in range(runs)]
     with jax.enable_x64(True):
         plateau = lrjax.reduce_lr_on_plateau(**config)
         for b, ms, got in zip(bases, sequences, run_scan(plateau, bases, sequences, batched=True)):
@@ -626,33 +583,13 @@ def test_composition_errors():
 # Composition with schedules (what torch cannot do), checked against torch run by hand
 # ---------------------------------------------------------------------------------------------
 
-EPOCH_LOSSES = [1.0, 0.8, 0.7, 0.7, 0.69, 0.7, 0.71, 0.72, 0.6, 0.6, 0.6, 0.6, 0.61, 0.6, 0.59, 0.6]
-STEPS_PER_EPOCH = 4
-
-
 @requires_torch
 @pytest.mark.parametrize("milestone", [0, 8, 10, 12])
 def test_sequential_plateau_equals_torch_warmup_then_plateau(milestone, run):
     """torch: LinearLR for ``milestone`` steps, then ReduceLROnPlateau on the same optimizer, stepped
     with the metrics measured after the switch (what SequentialLR would do if it accepted it)."""
-    import torch
-    from torch.optim import lr_scheduler as L
-
     kw = {"factor": 0.5, "patience": 1, "cooldown": 1}
-    # milestone 0: the plateau starts where the schedule is at step 0 (0.1 * start_factor).
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1 if milestone else 0.01)
-    warmup = L.LinearLR(opt, start_factor=0.1, total_iters=milestone) if milestone else None
-    plateau_t = L.ReduceLROnPlateau(opt, **kw) if milestone == 0 else None
-    theirs, steps = [], len(EPOCH_LOSSES) * STEPS_PER_EPOCH
-    for t in range(steps):
-        theirs.append(opt.param_groups[0]["lr"])  # the lr of optimizer step t
-        opt.step()
-        if t + 1 <= milestone:
-            warmup.step()
-        if t + 1 == milestone:
-            plateau_t = L.ReduceLROnPlateau(opt, **kw)
-        if (t + 1) % STEPS_PER_EPOCH == 0 and t + 1 > milestone:
-            plateau_t.step(EPOCH_LOSSES[(t + 1) // STEPS_PER_EPOCH - 1])
+    theirs, steps = torch_warmup_then_plateau(milestone, kw), len(EPOCH_LOSSES) * STEPS_PER_EPOCH
 
     with jax.enable_x64(True):
         sched = lrjax.sequential_plateau(lrjax.linear_lr(0.1, start_factor=0.1, total_iters=max(milestone, 1)),
@@ -669,21 +606,9 @@ def test_sequential_plateau_equals_torch_warmup_then_plateau(milestone, run):
 @requires_torch
 def test_chained_plateau_equals_torch_schedule_times_plateau_factor(run):
     """torch: CosineAnnealingLR on one optimizer times the lr of a ReduceLROnPlateau started at 1.0."""
-    import torch
-    from torch.optim import lr_scheduler as L
-
     kw = {"factor": 0.5, "patience": 1, "min_lr": 0.1}
-    o1 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    o2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    cosine, plateau_t = L.CosineAnnealingLR(o1, T_max=30), L.ReduceLROnPlateau(o2, **kw)
-    theirs, steps = [], len(EPOCH_LOSSES) * STEPS_PER_EPOCH
-    for t in range(steps):
-        theirs.append(o1.param_groups[0]["lr"] * o2.param_groups[0]["lr"])
-        o1.step()
-        o2.step()
-        cosine.step()
-        if (t + 1) % STEPS_PER_EPOCH == 0:
-            plateau_t.step(EPOCH_LOSSES[(t + 1) // STEPS_PER_EPOCH - 1])
+    theirs, multiplier = torch_cosine_times_plateau(kw)
+    steps = len(EPOCH_LOSSES) * STEPS_PER_EPOCH
 
     with jax.enable_x64(True):
         sched = lrjax.chained_plateau(lrjax.cosine_annealing_lr(0.1, T_max=30), lrjax.reduce_lr_on_plateau(**kw))
@@ -693,7 +618,7 @@ def test_chained_plateau_equals_torch_schedule_times_plateau_factor(run):
             if (t + 1) % STEPS_PER_EPOCH == 0:
                 state = run(sched.update, state, EPOCH_LOSSES[(t + 1) // STEPS_PER_EPOCH - 1], t + 1)
         np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
-        assert float(state.lr) == o2.param_groups[0]["lr"] < 1.0  # the multiplier, reduced
+        assert float(state.lr) == multiplier < 1.0  # the multiplier, reduced
 
 
 def test_composed_per_group_and_in_scan():

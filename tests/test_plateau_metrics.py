@@ -211,9 +211,11 @@ def test_traced_metrics_of_every_jax_dtype():
     with jax.enable_x64(True):
         plateau = lrjax.reduce_lr_on_plateau(mode="max", patience=0)
         step = jax.jit(plateau.update)
-        for dtype in (jnp.int8, jnp.int16, jnp.int32, jnp.int64, jnp.uint8, jnp.uint16, jnp.uint32, jnp.uint64,
-                      jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64):
-            s = step(plateau.init(1.0), jnp.asarray(7, dtype))
+        dtypes = (jnp.int8, jnp.int16, jnp.int32, jnp.int64, jnp.uint8, jnp.uint16, jnp.uint32, jnp.uint64,
+                  jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64)
+        states = jax.jit(lambda *ms: [plateau.update(plateau.init(1.0), m) for m in ms])(
+            *[jnp.asarray(7, dtype) for dtype in dtypes])  # one compilation, every dtype traced
+        for dtype, s in zip(dtypes, states):
             assert float(s.best) == 7.0 and s.best.dtype == np.float64, dtype
         with pytest.raises(TypeError, match="metric must be a real number"):
             step(plateau.init(1.0), jnp.asarray(True))

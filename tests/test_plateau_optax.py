@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 import lrjax
 from conftest import requires_torch
-from plateau_loops import (assert_lrs_match, configs, instruction, lrjax_batch_lrs, lrjax_update_lrs,
-                           materialize, torch_update_lrs)
+from plateau_loops import (EPOCH_LOSSES, STEPS_PER_EPOCH, assert_lrs_match, configs, instruction, lrjax_batch_lrs,
+                           lrjax_update_lrs, materialize, torch_cosine_times_plateau, torch_update_lrs,
+                           torch_warmup_then_plateau)
 from refcases.plateau import to_f32
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
@@ -329,29 +330,7 @@ def test_flax_nnx_optimizer_training_loop_equals_torch(feed):
 # Warm-up then plateau, and a schedule times a plateau, in optax's shapes
 # ---------------------------------------------------------------------------------------------
 
-EPOCH_LOSSES = [1.0, 0.8, 0.7, 0.7, 0.69, 0.7, 0.71, 0.72, 0.6, 0.6, 0.6, 0.6, 0.61, 0.6, 0.59, 0.6]
-STEPS = 4  # updates per epoch
-
-
-def _torch_warmup_then_plateau(milestone, kw):
-    """torch: LinearLR for ``milestone`` updates, then ReduceLROnPlateau from the lr it left, stepped per
-    epoch with the metrics measured after the switch (what SequentialLR would do if it took it)."""
-    import torch
-    from torch.optim import lr_scheduler as L
-
-    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    warmup, plateau = L.LinearLR(opt, start_factor=0.1, total_iters=milestone), None
-    lrs = []
-    for t in range(len(EPOCH_LOSSES) * STEPS):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        if t + 1 <= milestone:
-            warmup.step()
-        if t + 1 == milestone:
-            plateau = L.ReduceLROnPlateau(opt, **kw)
-        if (t + 1) % STEPS == 0 and t + 1 > milestone:
-            plateau.step(EPOCH_LOSSES[(t + 1) // STEPS - 1])
-    return np.array(lrs)
+STEPS = STEPS_PER_EPOCH
 
 
 def _lrjax_lrs(tx, feed):
@@ -375,7 +354,7 @@ def _lrjax_lrs(tx, feed):
 def test_warmup_then_plateau_in_optax_shapes_equals_torch(shape, feed):
     kw = {"factor": 0.5, "patience": 1, "cooldown": 1}
     milestone = 10
-    theirs = _torch_warmup_then_plateau(milestone, kw)
+    theirs = torch_warmup_then_plateau(milestone, kw)
     with jax.enable_x64(True):
         sched = lrjax.sequential_plateau(lrjax.linear_lr(0.1, start_factor=0.1, total_iters=milestone),
                                          lrjax.reduce_lr_on_plateau(**kw), milestone)
@@ -393,21 +372,8 @@ def test_warmup_then_plateau_in_optax_shapes_equals_torch(shape, feed):
 @pytest.mark.parametrize("shape", ["transform", "schedule"])
 def test_chained_plateau_in_optax_shapes_equals_torch(shape):
     """torch: CosineAnnealingLR on one optimizer times the lr of a ReduceLROnPlateau started at 1.0."""
-    import torch
-    from torch.optim import lr_scheduler as L
-
     kw = {"factor": 0.5, "patience": 1, "min_lr": 0.1}
-    o1 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
-    o2 = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    cosine, plateau = L.CosineAnnealingLR(o1, T_max=30), L.ReduceLROnPlateau(o2, **kw)
-    theirs = []
-    for t in range(len(EPOCH_LOSSES) * STEPS):
-        theirs.append(o1.param_groups[0]["lr"] * o2.param_groups[0]["lr"])
-        o1.step()
-        o2.step()
-        cosine.step()
-        if (t + 1) % STEPS == 0:
-            plateau.step(EPOCH_LOSSES[(t + 1) // STEPS - 1])
+    theirs, _ = torch_cosine_times_plateau(kw)
     with jax.enable_x64(True):
         sched = lrjax.chained_plateau(lrjax.cosine_annealing_lr(0.1, T_max=30), lrjax.reduce_lr_on_plateau(**kw))
         if shape == "transform":

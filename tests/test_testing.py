@@ -23,7 +23,9 @@ import lrjax
 import lrjax.testing as lt
 from conftest import requires_torch
 from lrjax import registry
-from lrjax.testing.pytest_plugin import float_dtype  # noqa: F401 - the fixture, as a user's conftest loads it
+from lrjax.testing import pytest_plugin
+
+float_dtype = pytest_plugin.float_dtype  # the fixture, as a user's conftest loads it
 
 pytestmark = requires_torch
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -112,8 +114,10 @@ def test_from_torch_conversions_pass(name):
         lt.assert_matches_torch(converted, scheduler, metrics=PLATEAU_METRICS[7:] * 2)
         return
     make, _, steps, momentum = ports()[name]
-    scheduler = make(_opt())
+    opt = _opt()
+    scheduler = make(opt)
     for _ in range(5):
+        opt.step()
         scheduler.step()
     if momentum is not None:
         lr, mom = lrjax.from_torch(scheduler, momentum=True)
