@@ -59,6 +59,15 @@ SLOW = [
     ("test_mnist_faults.py", r"test_poisoned_batch_stops_with_a_checkpoint_of_the_last_good_state$", "a whole run"),
     ("test_benchmarks_smoke.py", r"test_benchmarks_run_and_write_results$", "runs every benchmark's harness"),
     ("test_packaging.py", r"test_wheel_installs_into_a_fresh_venv$", "builds a wheel and a virtual environment"),
+    ("test_contract.py", r"test_contract\[(?!.*-0-float32\]$)", "the contract over every step type (fast: config 0, float32)"),
+    ("test_contract.py", r"test_contract_issue_examples\[.*-x64\]$", "the contract's examples under x64"),
+    ("test_contract_from_torch.py", r"test_from_torch_contract\[(?!.*-0-float32\]$)", "as test_contract"),
+    ("test_cli_fuzz.py", r"test_well_formed_values_equal_the_schedules$", "hypothesis draws of whole commands"),
+    ("test_plateau_optax.py", r"test_live_", "hypothesis draws compared with torch live"),
+    ("test_fuzz_lambdas.py", r"test_user_lambdas$", "hypothesis draws of user functions"),
+    ("test_fuzz_from_torch.py", r"test_from_torch_random_horizons$", "hypothesis draws compared with torch live"),
+    ("test_nested.py", r"test_nested_composites$", "hypothesis draws of nested composites"),
+    ("test_testing.py", r"test_docs_testing_page_runs$", "docs/testing.md, also run by test_docs.py"),
 ]
 SLOW_SECONDS = 5.0  # a fast-tier test slower than this is listed at the end of the run
 
