@@ -3,7 +3,7 @@
 Every torch scheduler class passes against its lrjax port (and its ``from_torch`` conversion), in
 float32 and float64; a mismatching pair reports the right step, group and values (from torch);
 an optax schedule is shown to differ from its nearest torch form exactly where it does; the
-user's scheduler is never changed; docs/testing.md runs.
+user's scheduler is never changed. (docs/testing.md's examples run in tests/test_docs.py.)
 """
 
 from __future__ import annotations
@@ -325,9 +325,3 @@ def test_the_plugin_fixture_runs_float32_and_float64(float_dtype):
 
 def test_the_plugin_fixture_ran_in_both():
     assert sorted(RAN_IN) == ["float32", "float64"]
-
-
-def test_docs_testing_page_runs():
-    from test_plateau_docs import run_page
-
-    assert run_page(os.path.join(ROOT, "docs", "testing.md")) >= 3
