@@ -23,6 +23,7 @@ Two ways to give the plateau its metric, one per torch loop:
 
 from __future__ import annotations
 
+import copy
 from typing import Any, NamedTuple
 
 import jax
@@ -55,6 +56,12 @@ class StatefulPlateauState(NamedTuple):
 
     def __reduce__(self):  # pickles as the base class (detached from its plateau; see plateau_step)
         return StatefulPlateauState, tuple(self)
+
+    def __copy__(self):  # copies keep their plateau
+        return type(self)(*self)
+
+    def __deepcopy__(self, memo):
+        return type(self)(*copy.deepcopy(tuple(self), memo))
 
 
 def _safe_increment(n: jax.Array) -> jax.Array:

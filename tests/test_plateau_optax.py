@@ -8,6 +8,7 @@ warm-up then plateau, checkpoints, misuse, and how ``optax.contrib.reduce_on_pla
 
 from __future__ import annotations
 
+import copy
 import math
 import pickle
 
@@ -462,6 +463,7 @@ def test_state_pytree_jit_scan_retracing_and_checkpoints(tmp_path, bits):
         back = ckptr.restore(tmp_path / "state", jax.tree.map(ocp.utils.to_shape_dtype_struct, tx.init(params)))
     chex.assert_trees_all_equal(back, full)
     assert float(lrjax.plateau_lr(back)) == float(lrjax.plateau_lr(full))
+    assert type(copy.deepcopy(full)[1]) is type(full[1]) and type(copy.copy(full[1])) is type(full[1])
     detached = pickle.loads(pickle.dumps(full[1]))
     with pytest.raises(ValueError, match="belongs to no plateau"):
         lrjax.plateau_step(detached, 1.0)
