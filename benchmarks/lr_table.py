@@ -109,6 +109,11 @@ def cases() -> list[Case]:
              lambda n: lrjax.multiplicative_lr(BASE_LR, lambda e: 0.999999),
              "exponential_decay",
              lambda n: optax.exponential_decay(BASE_LR, 1, 0.999999)),
+        Case("SWALR", lambda L, o, n: _swa().SWALR(o, swa_lr=0.01, anneal_epochs=100_000),
+             lambda n: lrjax.swalr(BASE_LR, swa_lr=0.01, anneal_epochs=100_000),
+             "cosine_decay_schedule",
+             lambda n: optax.cosine_decay_schedule(BASE_LR, 100_000, alpha=0.01 / BASE_LR),
+             "optax's cosine decay to alpha * init_value is the same curve"),
         Case("SequentialLR", lambda L, o, n: L.SequentialLR(
                  o, [L.LinearLR(o, start_factor=0.01, total_iters=10_000),
                      L.CosineAnnealingLR(o, T_max=990_000, eta_min=1e-5)], milestones=[10_000]),
@@ -125,6 +130,12 @@ def cases() -> list[Case]:
                                                 lrjax.cosine_annealing_lr(BASE_LR, T_max=200_000, eta_min=1e-4)]),
              note="LinearLR x CosineAnnealingLR(eta_min>0): no closed form in torch, no optax equivalent"),
     ]
+
+
+def _swa():
+    import torch.optim.swa_utils
+
+    return torch.optim.swa_utils
 
 
 def _cycles(n: int, t0: int, mult: int) -> int:

@@ -11,6 +11,7 @@ import os
 import statistics
 from typing import Any
 
+import lrjax
 from benchmarks import _common
 from benchmarks._common import fmt_ratio, fmt_seconds
 
@@ -203,12 +204,7 @@ def compiles_md(res: dict[str, Any]) -> list[str]:
 
 
 # LR-table ids (torch class names) -> train-step schedule names.
-_STEP_NAME = {"StepLR": "step_lr", "MultiStepLR": "multi_step_lr", "ConstantLR": "constant_lr",
-              "LinearLR": "linear_lr", "ExponentialLR": "exponential_lr", "PolynomialLR": "polynomial_lr",
-              "CosineAnnealingLR": "cosine_annealing_lr", "CosineAnnealingWarmRestarts": "cosine_annealing_warm_restarts",
-              "CyclicLR": "cyclic_lr", "OneCycleLR": "one_cycle_lr", "LambdaLR": "lambda_lr",
-              "MultiplicativeLR": "multiplicative_lr", "SequentialLR": "sequential_lr",
-              "ChainedScheduler": "chained_scheduler", "ReduceLROnPlateau": "reduce_lr_on_plateau"}
+_STEP_NAME = lrjax.registry.torch_classes()
 
 
 def ratios_md(results: dict[str, dict[str, Any]]) -> list[str]:

@@ -12,11 +12,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from lrjax import _steps, registry
-from lrjax._plateau import reduce_lr_on_plateau
 from lrjax._schedule import LRSchedule, const
 from lrjax._steps import Step
 from lrjax._torch_util import floats as _floats
-from lrjax._torch_util import groups as _groups
 from lrjax._torch_util import import_torch
 
 # Relative tolerance of the checks that the converted schedule reproduces the torch object's state.
@@ -40,9 +38,9 @@ def _is_scheduler(scheduler: Any) -> bool:
 def convert(scheduler: Any, total_steps: int | None) -> LRSchedule:
     """The lrjax schedule of one torch scheduler (members of composites included)."""
     entry = _entry(scheduler)
+    if entry is not None and entry.role == "plateau":
+        raise ValueError("torch's ChainedScheduler and SequentialLR do not take ReduceLROnPlateau members.")
     if entry is None or entry.converter is None:
-        if entry is not None and entry.role == "plateau":
-            raise ValueError("torch's ChainedScheduler and SequentialLR do not take ReduceLROnPlateau members.")
         raise _Unconvertible(scheduler)
     return entry.converter(scheduler, total_steps)
 
@@ -208,29 +206,6 @@ def _momentum(scheduler: Any, entry: registry.Entry, total_steps: int | None) ->
 
 
 # ----------------------------------------------------------------------------------------------
-# ReduceLROnPlateau
-# ----------------------------------------------------------------------------------------------
-
-
-def _plateau(scheduler: Any):
-    """``(plateau, state)``: the transformation with torch's settings and the object's current state."""
-    min_lr = scheduler.default_min_lr if scheduler.default_min_lr is not None else _groups(scheduler.min_lrs)
-    plateau = reduce_lr_on_plateau(
-        mode=scheduler.mode, factor=scheduler.factor, patience=scheduler.patience, threshold=scheduler.threshold,
-        threshold_mode=scheduler.threshold_mode, cooldown=scheduler.cooldown, min_lr=min_lr, eps=scheduler.eps,
-    )
-    dtype = _steps.float_dtype()
-    int32_max = np.iinfo(np.int32).max
-    state = plateau.init(_groups(g["lr"] for g in scheduler.optimizer.param_groups))._replace(
-        best=jnp.asarray(float(scheduler.best), dtype),
-        num_bad_epochs=jnp.asarray(min(int(scheduler.num_bad_epochs), int32_max), jnp.int32),
-        cooldown_counter=jnp.asarray(min(int(scheduler.cooldown_counter), int32_max), jnp.int32),
-        num_updates=jnp.asarray(min(int(scheduler.last_epoch), int32_max), jnp.int32),
-    )
-    return plateau, state
-
-
-# ----------------------------------------------------------------------------------------------
 # Public entry point
 # ----------------------------------------------------------------------------------------------
 
@@ -283,12 +258,13 @@ def from_torch(scheduler: Any, *, total_steps: int | None = None, momentum: bool
     Returns:
         An :class:`lrjax.LRSchedule`, or ``(lr, momentum)`` with ``momentum=True``. For a recorded
         subclass, a lookup table of its values (its momentum table is None when it never changes). For a
-        ReduceLROnPlateau, whose lr depends on the metrics rather than the step, a pair
-        ``(plateau, state)``: the :func:`lrjax.reduce_lr_on_plateau` transformation with the same
-        settings, and the :class:`lrjax.PlateauState` equal to the object's state now (the
-        optimizer's lr per group, ``best``, ``num_bad_epochs``, ``cooldown_counter``,
-        ``last_epoch``), so ``plateau.update(state, metric)`` continues where torch is (for a new
-        object that is ``plateau.init(lr)``). With ``momentum=True``: ``((plateau, state), None)``.
+        ReduceLROnPlateau, whose lr depends on the metrics rather than the step, a
+        :class:`lrjax.StatefulPlateau` (an optax ``StatefulSchedule`` for
+        ``optax.inject_hyperparams``, fed by :func:`lrjax.plateau_step` as torch's
+        ``scheduler.step(metric)``) whose ``init()`` holds the object's state now (the optimizer's lr
+        per group, ``best``, ``num_bad_epochs``, ``cooldown_counter``, ``last_epoch``); its
+        ``.plateau`` is the :func:`lrjax.reduce_lr_on_plateau` state machine with the same settings.
+        With ``momentum=True``: ``(plateau, None)``.
 
     Raises:
         ImportError: if torch is not installed.
@@ -328,7 +304,7 @@ def from_torch(scheduler: Any, *, total_steps: int | None = None, momentum: bool
         raise ValueError(f"from_torch takes a torch scheduler object ({names}), got {scheduler!r}.")
     entry = _entry(scheduler)
     if entry is not None and entry.role == "plateau":
-        converted = _plateau(scheduler)
+        converted = entry.converter(scheduler, total_steps)  # type: ignore[misc]
         return (converted, None) if momentum else converted
     try:
         lr = convert(scheduler, total_steps)

@@ -70,7 +70,7 @@ class Entry:
     @property
     def converter(self) -> Callable[..., Any] | None:
         """``convert(torch_scheduler, total_steps) -> schedule`` for ``lrjax.from_torch``, or None."""
-        if (self.torch_class is None and self.role != "momentum") or self.role == "plateau":
+        if self.torch_class is None and self.role != "momentum":
             return None
         return getattr(importlib.import_module(f"lrjax.{self.module}"), f"_from_torch_{self.name}", None)
 

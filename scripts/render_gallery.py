@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Renders one figure per torch scheduler, computed by lrjax, into ``docs/gallery/<Class>.png``.
 
-    python scripts/render_gallery.py                 # all 15
+    python scripts/render_gallery.py                 # all 16
     python scripts/render_gallery.py CyclicLR --out /tmp/gallery --dpi 120
 
 Each entry is the lrjax port of a torch scheduler with the hyperparameters of torch's docs or of
@@ -124,6 +124,14 @@ def entries() -> list[Entry]:
               "one_cycle_lr(0.1, total_steps=200); one_cycle_momentum(total_steps=200)",
               {"one_cycle_lr": lrjax.one_cycle_lr(0.1, **one_cycle)}, 200,
               momentum={"one_cycle_lr": lrjax.one_cycle_momentum(**one_cycle)}),
+        Entry("SWALR", "SequentialLR(opt, [CosineAnnealingLR(opt, T_max=100), SWALR(opt, swa_lr=0.02, "
+                       "anneal_epochs=15)], milestones=[60])",
+              "sequential_lr([cosine_annealing_lr(0.1, 100), swalr(0.1, swa_lr=0.02, anneal_epochs=15)], [60])",
+              {"sequential_lr": lrjax.sequential_lr(
+                  [lrjax.cosine_annealing_lr(0.1, T_max=100), lrjax.swalr(0.1, swa_lr=0.02, anneal_epochs=15)],
+                  milestones=[60]),
+               "swalr alone": lrjax.swalr(0.1, swa_lr=0.02, anneal_epochs=15)}, 100,
+              milestones=(60,), note="SWA: after the milestone SWALR anneals from the lr reached to swa_lr"),
         Entry("ChainedScheduler", "ChainedScheduler([ConstantLR(opt, 0.1, 20), ExponentialLR(opt, 0.95)])",
               "chained_scheduler([constant_lr(0.05, 0.1, 20), exponential_lr(0.05, 0.95)])",
               {"chained_scheduler": lrjax.chained_scheduler([constant, exponential])}, 60,

@@ -177,7 +177,9 @@ def test_plateau_matches_the_torch_object(kwargs, lrs, convert_at, bits):
     opt = optimizer(lrs)
     scheduler = L.ReduceLROnPlateau(opt, **kwargs)
     run_torch(opt, scheduler, convert_at, METRICS)  # steps taken before the conversion
-    plateau, state = lrjax.from_torch(scheduler)
+    converted = lrjax.from_torch(scheduler)
+    assert isinstance(converted, lrjax.StatefulPlateau)
+    plateau, state = converted.plateau, converted.init().plateau
     assert isinstance(plateau, lrjax.ReduceLROnPlateau)
     assert int(state.num_updates) == convert_at
     rest = METRICS[convert_at:]
@@ -194,8 +196,8 @@ def test_plateau_matches_the_torch_object(kwargs, lrs, convert_at, bits):
 
 def test_plateau_with_momentum_flag():
     scheduler = L.ReduceLROnPlateau(optimizer())
-    (plateau, state), momentum = lrjax.from_torch(scheduler, momentum=True)
-    assert momentum is None and isinstance(state, lrjax.PlateauState)
+    converted, momentum = lrjax.from_torch(scheduler, momentum=True)
+    assert momentum is None and isinstance(converted.init().plateau, lrjax.PlateauState)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -266,13 +268,25 @@ def test_untraceable_lambda_asks_for_total_steps():
         lrjax.from_torch(scheduler)
 
 
+def test_integer_style_lambdas_trace_as_python_computes_them(bits):
+    # With an integer step JAX computes 2 ** -n as an integer power (0 for n > 0) and e * e overflows
+    # int32; lrjax traces lr_lambda with a float step, which gives Python's values.
+    for fn, steps in ((lambda e: 2 ** -(e // 200), 450), (lambda e: 1 / (1 + e * e * 1e-10), 300)):
+        opt = optimizer()
+        scheduler = L.LambdaLR(opt, fn)
+        lr = lrjax.from_torch(scheduler)
+        torch_lrs, _ = run_torch(opt, scheduler, steps)
+        assert_close(values(lr, steps), torch_lrs, bits)
+        assert float(lr(100_000)) == pytest.approx(0.1 * fn(100_000), rel=1e-5)
+
+
 def test_lambda_that_traces_to_other_values_is_refused():
-    # JAX computes 2 ** -e in integers (0 for e > 0); Python gives 0.5, 0.25, ...
-    scheduler = L.LambdaLR(optimizer(), lambda e: 2**-e)
+    # A function that looks at the type of its argument: traced, it sees an array.
+    scheduler = L.LambdaLR(optimizer(), lambda e: 1.0 / (1 + e) if isinstance(e, int) else 1.0 + 0 * e)
     with pytest.raises(ValueError, match="gives .* when JAX traces it"):
         lrjax.from_torch(scheduler)
     lr = lrjax.from_torch(scheduler, total_steps=10)
-    assert float(lr(3)) == pytest.approx(0.1 * 2**-3)
+    assert float(lr(3)) == pytest.approx(0.1 / 4)
 
 
 def test_step_dependent_multiplicative_lambda_asks_for_total_steps():

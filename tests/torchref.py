@@ -79,9 +79,15 @@ _MOMENTUM_SCHEDULERS = ("CyclicLR", "OneCycleLR")
 
 
 def _torch_scheduler(L, opt, spec: dict):
+    """One member, built in the natural order: a composite's members before the composite."""
     name = spec["scheduler"]
+    if name == "ChainedScheduler":
+        return L.ChainedScheduler([_torch_scheduler(L, opt, m) for m in spec["members"]])
+    if name == "SequentialLR":
+        return L.SequentialLR(opt, [_torch_scheduler(L, opt, m) for m in spec["members"]],
+                              milestones=spec["milestones"])
     kwargs = _functions(spec.get("kwargs", {}), 0)
-    return getattr(L, name)(opt, **kwargs)
+    return lrjax.registry.lookup(name).torch_type()(opt, **kwargs)
 
 
 def run_torch(case: dict) -> dict:
@@ -104,13 +110,7 @@ def run_torch(case: dict) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        if case["scheduler"] == "ChainedScheduler":
-            sched = L.ChainedScheduler([_torch_scheduler(L, opt, m) for m in case["members"]])
-        elif case["scheduler"] == "SequentialLR":
-            members = [_torch_scheduler(L, opt, m) for m in case["members"]]
-            sched = L.SequentialLR(opt, members, milestones=case["milestones"])
-        else:
-            sched = _torch_scheduler(L, opt, case)
+        sched = _torch_scheduler(L, opt, case)
         groups = opt.param_groups
         lrs = [[g["lr"]] for g in groups]  # one list per parameter group
         moms = [[m] for m in momenta()] if cycles_momentum else None
@@ -164,24 +164,32 @@ def _lrjax_member(spec: dict, base_lr) -> tuple[Any, Any]:
     return lrjax.from_config(lr_config), momentum
 
 
+def _first_leaf(spec: dict) -> dict:
+    return _first_leaf(spec["members"][0]) if "members" in spec else spec
+
+
 def torch_initial_lr(case: dict):
     """The ``initial_lr`` torch's schedulers read as their base: the optimizer's lr, unless the first
     scheduler constructed on it is a CyclicLR, which sets the lr to its own ``base_lr`` first."""
-    members = case.get("members") or [case]
-    first = members[0]
+    first = _first_leaf(case)
     if first["scheduler"] == "CyclicLR":
         return first["kwargs"]["base_lr"]
     return case["base_lr"]
 
 
+def _lrjax_schedule(spec: dict, base):
+    if spec["scheduler"] == "ChainedScheduler":
+        members = [_lrjax_schedule(m, base) for m in spec["members"]]
+        return lrjax.chained_scheduler(members, **spec.get("chain_kwargs", {}))
+    if spec["scheduler"] == "SequentialLR":
+        return lrjax.sequential_lr([_lrjax_schedule(m, base) for m in spec["members"]], spec["milestones"])
+    return _lrjax_member(spec, base)[0]
+
+
 def build_lrjax(case: dict):
     base = torch_initial_lr(case)
-    if case["scheduler"] == "ChainedScheduler":
-        members = [_lrjax_member(m, base)[0] for m in case["members"]]
-        return lrjax.chained_scheduler(members, **case.get("chain_kwargs", {})), None
-    if case["scheduler"] == "SequentialLR":
-        members = [_lrjax_member(m, base)[0] for m in case["members"]]
-        return lrjax.sequential_lr(members, case["milestones"]), None
+    if "members" in case:
+        return _lrjax_schedule(case, base), None
     return _lrjax_member(case, base)
 
 

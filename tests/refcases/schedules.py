@@ -304,6 +304,40 @@ def random_cases(n: int = 120, seed: int = 2613):
     return out
 
 
+def swa_cases():
+    return [
+        _case("SWALR/cos", "SWALR", {"swa_lr": 0.05, "anneal_epochs": 10}, 30, base_lr=0.1),
+        _case("SWALR/linear", "SWALR", {"swa_lr": 0.02, "anneal_epochs": 7, "anneal_strategy": "linear"}, 20,
+              base_lr=0.3),
+        _case("SWALR/anneal0", "SWALR", {"swa_lr": 0.05, "anneal_epochs": 0}, 10, base_lr=0.1),
+        _case("SWALR/up", "SWALR", {"swa_lr": 0.5, "anneal_epochs": 5}, 12, base_lr=0.1),
+        _case("SWALR/groups", "SWALR", {"swa_lr": [0.01, 0.005], "anneal_epochs": 4}, 12, base_lr=GROUPS),
+        # The SWA recipe: decay, then anneal from the lr reached so far (torch's _update_lr(0) keeps it).
+        _case("SequentialLR/multiplicative-swalr", "SequentialLR", {}, 40, base_lr=0.1, milestones=[15], members=[
+            _member("MultiplicativeLR", lr_lambda="const:0.9"), _member("SWALR", swa_lr=0.05, anneal_epochs=10)]),
+        _case("SequentialLR/cosine-swalr-linear", "SequentialLR", {}, 40, base_lr=0.1, milestones=[20], members=[
+            _member("CosineAnnealingLR", T_max=30), _member("SWALR", swa_lr=0.01, anneal_epochs=5,
+                                                           anneal_strategy="linear")]),
+    ]
+
+
+def nested_cases():
+    """Composites inside composites, which torch 2.13 runs (its own test_sequentiallr5 first)."""
+    chained = {"scheduler": "ChainedScheduler", "members": [_member("LinearLR", start_factor=0.1, total_iters=5),
+                                                           _member("ConstantLR", factor=0.1, total_iters=5)]}
+    warm = {"scheduler": "SequentialLR", "milestones": [5], "members": [
+        _member("LinearLR", start_factor=0.1, total_iters=5), _member("CosineAnnealingLR", T_max=20)]}
+    return [
+        _case("SequentialLR/torch-test_sequentiallr5", "SequentialLR", {}, 12, base_lr=0.05, milestones=[5],
+              members=[chained, _member("ConstantLR", factor=0.5, total_iters=5)]),
+        _case("ChainedScheduler/sequential-exponential", "ChainedScheduler", {}, 40, base_lr=0.1,
+              members=[warm, _member("ExponentialLR", gamma=0.97)]),
+        _case("SequentialLR/sequential-first", "SequentialLR", {}, 40, base_lr=0.1, milestones=[12],
+              members=[warm, _member("StepLR", step_size=4, gamma=0.5)]),
+    ]
+
+
 def cases():
     return list(itertools.chain(lambda_cases(), step_cases(), linear_cases(), cosine_cases(), cyclic_cases(),
-                                one_cycle_cases(), chained_cases(), sequential_cases(), random_cases()))
+                                one_cycle_cases(), chained_cases(), sequential_cases(), swa_cases(), nested_cases(),
+                                random_cases()))
