@@ -34,6 +34,8 @@ from lrjax._schedule import AbsoluteMember, Affine, LRSchedule, Member, Multipli
 from lrjax._steps import Step, uconst
 
 _INF = float("inf")
+# The most steps of torch's recursion a composite tabulates (80 MB in float64).
+_MAX_TABLE = 10_000_000
 
 
 # ----------------------------------------------------------------------------------------------
@@ -77,6 +79,7 @@ def _members(owner: str, schedules: Any, none_message: str) -> tuple[Any, ...]:
 def _leaves(node: Any) -> list[Member]:
     if isinstance(node, _Composite):
         return [leaf for m in node.schedules for leaf in _leaves(m)]
+    assert isinstance(node, Member)
     return [node]
 
 
@@ -119,8 +122,8 @@ class _Node:
     def __init__(self, schedule: Any, leaves: list[Member]):
         self.schedule = schedule
         self.kind = "chained" if isinstance(schedule, Chained) else "sequential" if isinstance(schedule, Sequential) else "leaf"
-        self.children = [_Node(m, leaves) for m in schedule.schedules] if self.kind != "leaf" else []
-        if self.kind == "leaf":
+        self.children = [_Node(m, leaves) for m in schedule.schedules] if isinstance(schedule, _Composite) else []
+        if isinstance(schedule, Member):
             self.leaf = len(leaves)
             leaves.append(schedule)
         self.epoch = 0  # a SequentialLR's last_epoch
@@ -252,7 +255,7 @@ class _Active(NamedTuple):
     leaf: Member
     counter: int  # at the segment's first step
     first: str  # "entry", "restep" (a step() from counter -1 to 0) or "step"
-    index: int  # the leaf's position in the tree (depth first)
+    position: int  # the leaf's position in the tree (depth first)
 
 
 def _first_map(a: _Active) -> Affine:
@@ -291,6 +294,7 @@ class _Segment:
     fresh: Member | None = None  # a single member whose values are its own closed form
     mode: str = ""
     table: np.ndarray | None = None  # torch's recursion at steps start..start + len - 1
+    table_length: int = 0
     tail: _Active | None = None  # after the table, this member alone runs its recursion
 
     def counters(self, k: jax.Array, a: _Active) -> jax.Array:
@@ -390,12 +394,12 @@ class _Plan:
                 elif x.first == "restep":
                     is_fresh = isinstance(x.leaf, AbsoluteMember)
                 else:
-                    is_fresh = isinstance(x.leaf, AbsoluteMember) or fresh == (x.index, x.counter - 1)
+                    is_fresh = isinstance(x.leaf, AbsoluteMember) or fresh == (x.position, x.counter - 1)
                 seg.mode = "fresh" if is_fresh else "run"
                 seg.fresh = x.leaf if is_fresh else None
                 fresh = None
                 if is_fresh and seg.stop != _INF:
-                    fresh = (x.index, x.counter + int(seg.stop) - 1 - seg.start)
+                    fresh = (x.position, x.counter + int(seg.stop) - 1 - seg.start)
                 continue
             fresh = None
             if not a:
@@ -428,24 +432,22 @@ class _Plan:
         return state if isinstance(state, tuple) else None
 
     def _table_mode(self, seg: _Segment) -> None:
-        """Torch's recursion tabulated on ``[start, K]``, then (if possible) one member alone."""
+        """Torch's recursion tabulated from the segment's start: up to the last update of all members
+        but one (the tail, which then runs alone in closed form), or to the segment's end, or to
+        ``total_steps``."""
         lasts = []
         for x in seg.active:
             event = x.leaf.last_event()
             lasts.append(None if event is None else seg.start + max(event - x.counter, -1))
         unbounded = [i for i, e in enumerate(lasts) if e is None]
+        seg.mode = "table"
         if len(unbounded) <= 1:
             tail = unbounded[0] if unbounded else int(np.argmax([e for e in lasts]))
-            others = [e for i, e in enumerate(lasts) if i != tail]
-            knot = max([seg.start] + [e for e in others if e is not None])
-            seg.mode, seg.tail = "table", seg.active[tail]
-            seg.table = np.empty(max(0, min(knot, seg.stop - 1) - seg.start + 1))  # filled by _fill_tables
-            return
-        if seg.stop != _INF:  # a bounded segment: tabulate all of it
-            seg.mode = "table"
-            seg.table = np.empty(int(seg.stop) - seg.start)
-            return
-        if self.total_steps is None:
+            knot = max([seg.start] + [e for i, e in enumerate(lasts) if i != tail and e is not None])
+            seg.tail, end = seg.active[tail], int(min(knot, seg.stop - 1))
+        elif seg.stop != _INF:  # a bounded segment: tabulate all of it
+            end = int(seg.stop) - 1
+        elif self.total_steps is None:
             raise ValueError(
                 "This combination has no closed form in torch: a member whose update depends on the lr itself "
                 "(CosineAnnealingLR with eta_min > 0, SWALR, ...) combined with members that keep changing the lr "
@@ -453,12 +455,24 @@ class _Plan:
                 "total_steps=N: lrjax then precomputes torch's recursion for steps 0..N once, and each evaluation "
                 "is one lookup (steps past N hold the last value)."
             )
-        seg.mode = "table"
-        seg.table = np.empty(max(0, min(self.total_steps, seg.stop - 1) - seg.start + 1))
+        else:
+            end = int(min(self.total_steps, seg.stop - 1))
+        if self.total_steps is not None and end > self.total_steps:
+            end, seg.tail = self.total_steps, None  # later steps hold the last value
+        seg.table_length = max(0, end - seg.start + 1)
+        if seg.table_length == 0:  # the segment starts past total_steps: the lr holds
+            seg.mode = "hold"
+        if seg.table_length > _MAX_TABLE:
+            raise ValueError(
+                f"This composite's value depends on torch's whole recursion from step {seg.start} to {end}, which "
+                f"lrjax would tabulate ({seg.table_length} steps, more than {_MAX_TABLE}). Pass total_steps=N "
+                "(at most that many steps; later steps hold the last value), or shorten the warm-up that keeps "
+                "the members changing the lr."
+            )
 
     @property
     def needs_tables(self) -> bool:
-        return any(seg.mode == "table" for seg in self.segments)
+        return any(seg.mode == "table" and seg.table_length > 0 for seg in self.segments)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -570,9 +584,10 @@ def _fill_tables(plan: _Plan) -> None:
 
     def table(seg: _Segment, lr_in: jax.Array, n: int) -> jax.Array:
         steps = jnp.arange(n, dtype=jnp.uint64) + uconst(seg.start)
-        maps = [tuple(seg.map_at(steps, a)) for a in seg.active]
-        shape = jnp.broadcast_shapes(jnp.shape(lr_in), *[jnp.shape(x)[1:] for m in maps for x in m])
-        maps = [tuple(jnp.broadcast_to(x, (n, *shape)) for x in m) for m in maps]
+        one = [jax.eval_shape(lambda k, a=a: tuple(seg.map_at(k, a)), uconst(seg.start)) for a in seg.active]
+        shape = jnp.broadcast_shapes(jnp.shape(lr_in), *[x.shape for m in one for x in m])
+        maps = [tuple(jax.vmap(lambda k, a=a: tuple(jnp.broadcast_to(x, shape) for x in seg.map_at(k, a)))(steps))
+                for a in seg.active]
 
         def body(lr, ac):
             for a, c in ac:
@@ -585,8 +600,8 @@ def _fill_tables(plan: _Plan) -> None:
         with jax.enable_x64(True):
             lr_in = jax.jit(lambda: _construction_value(plan))()
             for seg in plan.segments:
-                if seg.mode == "table" and seg.table is not None and seg.table.shape[0] > 0:  # noqa: SIM102
-                    n = seg.table.shape[0]
+                if seg.mode == "table" and seg.table_length > 0:
+                    n = seg.table_length
                     seg.table = np.asarray(jax.jit(lambda x, seg=seg, n=n: table(seg, x, n))(lr_in), np.float64)
                     seg.table.setflags(write=False)
                 if seg.stop == _INF:
@@ -615,7 +630,7 @@ class _Composite(LRSchedule):
         leaves = _leaves(self)
         _validate.check_groups(**{f"member {i}": leaf.base for i, leaf in enumerate(leaves)})
         _check_bases(self)
-        plan = _Plan(self, self.total_steps)
+        plan = _Plan(self, _horizon(self))
         if plan.needs_tables:
             _fill_tables(plan)
         object.__setattr__(self, "_plan", plan)
@@ -655,6 +670,13 @@ class _Composite(LRSchedule):
         out = super().kwargs
         out["schedules"] = list(self.schedules)
         return out
+
+
+def _horizon(node: Any) -> int | None:
+    """The ``total_steps`` that bounds torch's tabulated recursion: the smallest given in the tree."""
+    given = [node.total_steps] if node.total_steps is not None else []
+    given += [h for m in node.schedules if isinstance(m, _Composite) for h in [_horizon(m)] if h is not None]
+    return min(given) if given else None
 
 
 def _check_bases(node: Any) -> None:

@@ -45,7 +45,7 @@ class _Cycle(LRSchedule):
     inverted: ClassVar[bool] = False  # the momentum: max - (max - base) * ...
     low_name: ClassVar[str]
     high_name: ClassVar[str]
-    bounds: ClassVar[dict[str, float | None]]
+    high_bound: ClassVar[float | None] = None  # momenta are in [0, 1]
 
     @property
     def low(self) -> Any:
@@ -64,8 +64,8 @@ class _Cycle(LRSchedule):
         return self.step_size_up if self.step_size_down is None else self.step_size_down
 
     def _validate(self) -> None:
-        self._set(self.low_name, _validate.hyper(self.low, self.low_name, **self.bounds))
-        self._set(self.high_name, _validate.hyper(self.high, self.high_name, **self.bounds))
+        self._set(self.low_name, _validate.hyper(self.low, self.low_name, high=self.high_bound))
+        self._set(self.high_name, _validate.hyper(self.high, self.high_name, high=self.high_bound))
         _validate.check_groups(**{self.low_name: self.low, self.high_name: self.high})
         self._set("step_size_up", _step_size(self.step_size_up, "step_size_up"))
         if self.step_size_down is not None:
@@ -81,11 +81,11 @@ class _Cycle(LRSchedule):
         fn = None
         if self.scale_fn is not None:
             # torch: with a custom scale_fn, 'cycle' means the cycle number, anything else the step.
+            last = None
             if self.total_steps is not None:
                 last = math.floor(1 + self.total_steps / self.total) if self.by_cycle else self.total_steps
-            fn = _user_fn.prepare(
-                self.scale_fn, "scale_fn", torch_class="CyclicLR",
-                total_steps=last if self.total_steps is not None else None, first=1 if self.by_cycle else 0)
+            fn = _user_fn.prepare(self.scale_fn, "scale_fn", torch_class="CyclicLR", total_steps=last,
+                                  first=1 if self.by_cycle else 0)
         object.__setattr__(self, "_scale_fn", fn)
 
     def _finite(self) -> dict[str, Any]:
@@ -166,7 +166,6 @@ class CyclicLR(_Cycle, AbsoluteMember):
     name: ClassVar[str] = "cyclic_lr"
     low_name: ClassVar[str] = "base_lr"
     high_name: ClassVar[str] = "max_lr"
-    bounds: ClassVar[dict[str, float | None]] = {"low": 0.0}
 
 
 def cyclic_lr(
@@ -252,7 +251,7 @@ class CyclicMomentum(_Cycle):
     inverted: ClassVar[bool] = True
     low_name: ClassVar[str] = "base_momentum"
     high_name: ClassVar[str] = "max_momentum"
-    bounds: ClassVar[dict[str, float | None]] = {"low": 0.0, "high": 1.0}
+    high_bound: ClassVar[float | None] = 1.0
 
 
 def cyclic_momentum(

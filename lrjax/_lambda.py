@@ -176,7 +176,7 @@ class MultiplicativeLR(MultiplicativeMember):
     def groups(self) -> int | None:
         return len(self.lr_lambda) if self.per_group else super().groups
 
-    def _each(self, one: Callable[[tuple], jax.Array]) -> jax.Array:
+    def _each(self, one: Callable[[_Rule], jax.Array]) -> jax.Array:
         return _per_group([one(rule) for rule in getattr(self, "_rules")], self.per_group)
 
     def value(self, step: Step) -> jax.Array:

@@ -116,7 +116,7 @@ class LRSchedule:
             out = jnp.where(step.nan, const(jnp.nan), out)
         return out
 
-    def __call__(self, step: ArrayLike) -> jax.Array:
+    def __call__(self, step: ArrayLike | Step) -> jax.Array:
         """The value at ``step``: shape ``step.shape`` for a scalar schedule, ``step.shape + (G,)`` for
         one with ``G`` parameter groups."""
         if getattr(self, "_checked_dtype", None) != float_dtype():

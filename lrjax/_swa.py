@@ -168,4 +168,4 @@ def _from_torch_swalr(s: Any, total_steps: int | None) -> SWALR:
     t = 1.0 if E == 0 else min(1.0, max(0.0, done / E))
     alpha = t if strategy == "linear" else (1 - math.cos(math.pi * t)) / 2
     base = (held - alpha * swa) / (1 - alpha) if alpha < 1 else np.asarray(floats(s.base_lrs), np.float64)
-    return swalr(groups(base), groups(swa), anneal_epochs=E, anneal_strategy=strategy)
+    return swalr(groups(list(base)), groups(list(swa)), anneal_epochs=E, anneal_strategy=strategy)

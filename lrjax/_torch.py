@@ -184,7 +184,9 @@ def _check_current(scheduler: Any, lr: LRSchedule, momentum: LRSchedule | None, 
 
 def _momentum(scheduler: Any, entry: registry.Entry, total_steps: int | None) -> LRSchedule | None:
     if entry.momentum is not None:
-        return registry.lookup(entry.momentum).converter(scheduler, total_steps)
+        converter = registry.lookup(entry.momentum).converter
+        assert converter is not None
+        return converter(scheduler, total_steps)
     if entry.composite:
         cycling = []
         for m in scheduler._schedulers:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 
@@ -16,11 +16,11 @@ def import_torch() -> Any:
     return torch
 
 
-def floats(values: Sequence[Any]) -> list[float]:
+def floats(values: Iterable[Any]) -> list[float]:
     return [float(v) for v in values]  # float() also reads 0-d tensors (tensor lrs)
 
 
-def groups(values: Sequence[Any]) -> float | list[float]:
+def groups(values: Iterable[Any]) -> float | list[float]:
     """One value per parameter group: a scalar for a single group (so the schedule returns a scalar)."""
     out = floats(values)
     return out[0] if len(out) == 1 else out
