@@ -100,5 +100,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         terminalreporter.section("test tiers (tests/conftest.py)")
     for module, pattern, _why in unused:
         terminalreporter.write_line(f"SLOW rule matches no test (renamed?): {module} {pattern}")
-    for duration, nodeid in long:
+    for duration, nodeid in long[:15]:
         terminalreporter.write_line(f"{duration:5.1f}s not marked slow: {nodeid}")
+    if len(long) > 15:
+        terminalreporter.write_line(f"... and {len(long) - 15} more fast-tier tests over {SLOW_SECONDS:.0f} s")
