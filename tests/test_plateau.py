@@ -523,7 +523,7 @@ def test_init_and_update_errors():
 
 @requires_torch
 def test_torch_accepts_what_lrjax_rejects():
-    """torch's constructor takes these (TORCH_QUIRKS §15); lrjax raises (see the docstring)."""
+    """torch's constructor takes these (docs/torch_quirks.md §15); lrjax raises (see the docstring)."""
     import torch
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
