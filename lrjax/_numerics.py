@@ -85,6 +85,17 @@ def half_cosine(done: jax.Array, left: jax.Array, total: Any) -> jax.Array:
     return jnp.where(first_half, const(1.0, dtype) - sin2, sin2)
 
 
+def half_cosine_pair(done: jax.Array, left: jax.Array, total: Any) -> tuple[jax.Array, jax.Array]:
+    """``(1 - h, h)`` for ``h = half_cosine(done, left, total)``, both with full relative precision, from
+    one sine: ``(1 - cos(pi d / T)) / 2`` and ``(1 + cos(pi d / T)) / 2``."""
+    dtype = float_dtype()
+    half_pi_over_total = const(np.pi / 2, dtype) / const(total, dtype)
+    first_half = done <= left
+    sin2 = jnp.square(jnp.sin(jnp.where(first_half, done, left) * half_pi_over_total))
+    rest = const(1.0, dtype) - sin2
+    return jnp.where(first_half, sin2, rest), jnp.where(first_half, rest, sin2)
+
+
 # ----------------------------------------------------------------------------------------------
 # frac(t / P) for a float period P, in float32, to about 2**-24 absolute
 # ----------------------------------------------------------------------------------------------

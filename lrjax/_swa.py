@@ -56,9 +56,7 @@ class SWALR(Member):
             left = jnp.where(before, left - step.f, left)
         if self.anneal_strategy == "linear":
             return done / const(float(E)), left / const(float(E))
-        stay = _numerics.half_cosine(done, left, E)  # (1 + cos(pi t / E)) / 2 = 1 - alpha
-        moved = _numerics.half_cosine(left, done, E)  # alpha, with full relative precision near 0
-        return moved, stay
+        return _numerics.half_cosine_pair(done, left, E)  # alpha = (1 - cos(pi t / E)) / 2, and 1 - alpha
 
     def value(self, step: Step) -> jax.Array:
         alpha, stay = self.alphas(step.floor())  # torch counts SWALR's step() calls: whole steps

@@ -15,6 +15,7 @@ Examples:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import functools
@@ -45,6 +46,8 @@ class Entry:
             overwrites the optimizer's lr (CyclicLR, OneCycleLR) or there is none.
         composite: whether the schedule combines member schedules (ChainedScheduler, SequentialLR).
         members: for composites and wrappers, the keyword holding the member config(s).
+        example: keyword arguments of a typical use (the torch docs' or the usual recipe's), for
+            :meth:`example_config`, the command line's ``lrjax list``, the docs and the tests.
     """
 
     name: str
@@ -56,6 +59,7 @@ class Entry:
     torch_lr: str | None = "base_lr"
     composite: bool = False
     members: str | None = None
+    example: dict[str, Any] = dataclasses.field(default_factory=dict, compare=False)
 
     @property
     def factory(self) -> Callable[..., Any]:
@@ -81,6 +85,10 @@ class Entry:
             return None
         return f"https://pytorch.org/docs/stable/generated/{self.torch_module}.{self.torch_class}.html"
 
+    def example_config(self) -> dict[str, Any]:
+        """``{"name": ..., **example}``, a config :func:`lrjax.from_config` builds (a fresh copy)."""
+        return {"name": self.name, **copy.deepcopy(self.example)}
+
     def torch_type(self) -> type:
         """The torch class itself (imports torch)."""
         if self.torch_class is None:
@@ -88,26 +96,52 @@ class Entry:
         return getattr(importlib.import_module(self.torch_module), self.torch_class)
 
 
+def _decay(epoch: Any) -> Any:
+    """``0.95 ** epoch``: a LambdaLR factor that torch (Python ints) and lrjax (JAX arrays) both evaluate."""
+    return 0.95**epoch
+
+
+def _constant(epoch: Any) -> float:
+    """``0.95`` at every step: MultiplicativeLR's usual factor."""
+    return 0.95
+
+
+def _warmup_cosine() -> list[dict[str, Any]]:
+    return [{"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.1, "total_iters": 10},
+            {"name": "cosine_annealing_lr", "base_lr": 0.1, "T_max": 90}]
+
+
 _ENTRIES: tuple[Entry, ...] = (
-    Entry("lambda_lr", "_lambda", "LambdaLR"),
-    Entry("multiplicative_lr", "_lambda", "MultiplicativeLR"),
-    Entry("step_lr", "_step", "StepLR"),
-    Entry("multi_step_lr", "_step", "MultiStepLR"),
-    Entry("constant_lr", "_linear", "ConstantLR"),
-    Entry("linear_lr", "_linear", "LinearLR"),
-    Entry("exponential_lr", "_step", "ExponentialLR"),
-    Entry("polynomial_lr", "_linear", "PolynomialLR"),
-    Entry("cosine_annealing_lr", "_cosine", "CosineAnnealingLR"),
-    Entry("cosine_annealing_warm_restarts", "_cosine", "CosineAnnealingWarmRestarts"),
-    Entry("cyclic_lr", "_cyclic", "CyclicLR", momentum="cyclic_momentum", torch_lr=None),
-    Entry("one_cycle_lr", "_one_cycle", "OneCycleLR", momentum="one_cycle_momentum", torch_lr=None),
-    Entry("swalr", "_swa", "SWALR", torch_module="torch.optim.swa_utils"),
-    Entry("chained_scheduler", "_compose", "ChainedScheduler", torch_lr=None, composite=True, members="schedules"),
-    Entry("sequential_lr", "_compose", "SequentialLR", torch_lr=None, composite=True, members="schedules"),
-    Entry("reduce_lr_on_plateau", "_plateau", "ReduceLROnPlateau", role="plateau", torch_lr=None),
-    Entry("cyclic_momentum", "_cyclic", role="momentum", torch_lr=None),
-    Entry("one_cycle_momentum", "_one_cycle", role="momentum", torch_lr=None),
-    Entry("per_epoch", "_epoch", role="wrapper", torch_lr=None, members="schedule"),
+    Entry("lambda_lr", "_lambda", "LambdaLR", example={"base_lr": 0.1, "lr_lambda": _decay}),
+    Entry("multiplicative_lr", "_lambda", "MultiplicativeLR", example={"base_lr": 0.1, "lr_lambda": _constant}),
+    Entry("step_lr", "_step", "StepLR", example={"base_lr": 0.1, "step_size": 30, "gamma": 0.1}),
+    Entry("multi_step_lr", "_step", "MultiStepLR", example={"base_lr": 0.1, "milestones": [30, 80], "gamma": 0.1}),
+    Entry("constant_lr", "_linear", "ConstantLR", example={"base_lr": 0.1, "factor": 0.5, "total_iters": 4}),
+    Entry("linear_lr", "_linear", "LinearLR", example={"base_lr": 0.1, "start_factor": 0.1, "total_iters": 10}),
+    Entry("exponential_lr", "_step", "ExponentialLR", example={"base_lr": 0.1, "gamma": 0.95}),
+    Entry("polynomial_lr", "_linear", "PolynomialLR", example={"base_lr": 0.1, "total_iters": 50, "power": 2.0}),
+    Entry("cosine_annealing_lr", "_cosine", "CosineAnnealingLR",
+          example={"base_lr": 0.1, "T_max": 50, "eta_min": 0.001}),
+    Entry("cosine_annealing_warm_restarts", "_cosine", "CosineAnnealingWarmRestarts",
+          example={"base_lr": 0.1, "T_0": 10, "T_mult": 2, "eta_min": 0.001}),
+    Entry("cyclic_lr", "_cyclic", "CyclicLR", momentum="cyclic_momentum", torch_lr=None,
+          example={"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 20, "mode": "triangular2"}),
+    Entry("one_cycle_lr", "_one_cycle", "OneCycleLR", momentum="one_cycle_momentum", torch_lr=None,
+          example={"max_lr": 0.1, "total_steps": 100}),
+    Entry("swalr", "_swa", "SWALR", torch_module="torch.optim.swa_utils",
+          example={"base_lr": 0.1, "swa_lr": 0.02, "anneal_epochs": 10}),
+    Entry("chained_scheduler", "_compose", "ChainedScheduler", torch_lr=None, composite=True, members="schedules",
+          example={"schedules": [{"name": "constant_lr", "base_lr": 0.1, "factor": 0.1, "total_iters": 20},
+                                 {"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.95}]}),
+    Entry("sequential_lr", "_compose", "SequentialLR", torch_lr=None, composite=True, members="schedules",
+          example={"schedules": _warmup_cosine(), "milestones": [10]}),
+    Entry("reduce_lr_on_plateau", "_plateau", "ReduceLROnPlateau", role="plateau", torch_lr=None,
+          example={"factor": 0.5, "patience": 5}),
+    Entry("cyclic_momentum", "_cyclic", role="momentum", torch_lr=None,
+          example={"base_momentum": 0.8, "max_momentum": 0.9, "step_size_up": 20, "mode": "triangular2"}),
+    Entry("one_cycle_momentum", "_one_cycle", role="momentum", torch_lr=None, example={"total_steps": 100}),
+    Entry("per_epoch", "_epoch", role="wrapper", torch_lr=None, members="schedule",
+          example={"schedule": {"name": "step_lr", "base_lr": 0.1, "step_size": 2}, "steps_per_epoch": 10}),
 )
 
 
