@@ -619,11 +619,13 @@ def _check_finite(what: str, steps: np.ndarray, values: np.ndarray, hint: str = 
 def _evaluate(b: Built, fn: Any, steps: np.ndarray) -> np.ndarray:
     import jax
 
+    from lrjax import _base
+
     try:
         values = np.asarray(jax.jit(jax.vmap(fn))(steps), dtype=np.float64)
     except Exception as e:  # noqa: BLE001
         raise _library_error(b.label, e) from None
-    _check_finite(b.label, steps, values, "" if jax.config.jax_enable_x64 else ", or drop --float32")
+    _check_finite(b.label, steps, values, "" if _base.float_dtype() == np.float64 else ", or drop --float32")
     return values
 
 
@@ -648,7 +650,7 @@ def figure(args: argparse.Namespace):
         raise _library_error("plot", e) from None
     for ax in fig.axes:
         for line in ax.get_lines():
-            _check_finite(line.get_label(), steps, np.asarray(line.get_ydata(), dtype=np.float64))
+            _check_finite(str(line.get_label()), steps, np.asarray(line.get_ydata(), dtype=np.float64))
     return fig
 
 

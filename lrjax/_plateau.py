@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import numbers
 import types
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import jax
@@ -138,11 +138,11 @@ class ReduceLROnPlateau:
 
     is_plateau = True  # lrjax.chained_scheduler / sequential_lr reject it with torch's message
 
-    def __init__(self, init: Callable[[ArrayLike], PlateauState], update: Callable[[PlateauState, Any], PlateauState],
+    def __init__(self, init: Callable[[ArrayLike | Sequence[float]], PlateauState], update: Callable[[PlateauState, Any], PlateauState],
                  config: Mapping[str, Any]):
         self._init, self._update, self.config = init, update, config
 
-    def init(self, base_lr: ArrayLike, *args: Any) -> PlateauState:
+    def init(self, base_lr: ArrayLike | Sequence[float], *args: Any) -> PlateauState:
         """The state after construction: ``base_lr`` (a scalar or one value per parameter group)."""
         if args or isinstance(base_lr, Mapping):
             raise TypeError(NOT_OPTAX.format(what="lrjax.reduce_lr_on_plateau(...)",
@@ -159,7 +159,7 @@ class ReduceLROnPlateau:
                             + f" update() takes a PlateauState and a metric, got {got}.")
         return self._update(state, metric)
 
-    def as_schedule(self, base_lr: ArrayLike, *, accumulation_size: int | None = 1):
+    def as_schedule(self, base_lr: ArrayLike | Sequence[float], *, accumulation_size: int | None = 1):
         """This plateau as an optax ``StatefulSchedule`` starting at ``base_lr``: see :class:`lrjax.StatefulPlateau`."""
         from lrjax import _plateau_compose
 
@@ -361,7 +361,7 @@ def reduce_lr_on_plateau(
     cooldown_c = min(cooldown, _INT32_MAX)
     mode_worse = math.inf if minimize else -math.inf
 
-    def init(base_lr: ArrayLike) -> PlateauState:
+    def init(base_lr: ArrayLike | Sequence[float]) -> PlateauState:
         base = _base.hyper(base_lr, "base_lr")
         if jnp.ndim(base) > 1:
             raise ValueError(f"base_lr must be a scalar or one value per parameter group, got shape {jnp.shape(base)}")

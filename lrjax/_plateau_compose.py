@@ -9,7 +9,7 @@ plateau and a schedule times a plateau all go into ``optax.inject_hyperparams`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -93,7 +93,7 @@ def _check_plateau(plateau: Any) -> ReduceLROnPlateau:
     return plateau
 
 
-def _check_schedule(schedule: Any) -> Schedule:
+def _check_schedule(schedule: Schedule) -> Schedule:
     if getattr(schedule, "is_plateau", False) or not callable(schedule):
         raise ValueError(f"schedule must be a function step -> lr (e.g. lrjax.linear_lr(...)), got {schedule!r}")
     return schedule
@@ -106,7 +106,7 @@ def _before(t: jax.Array, milestone: int) -> jax.Array:
     return t < (milestone if _base.is_int(t) else jnp.asarray(milestone, t.dtype))
 
 
-def alone(plateau: ReduceLROnPlateau, base_lr: ArrayLike) -> PlateauSchedule:
+def alone(plateau: ReduceLROnPlateau, base_lr: ArrayLike | Sequence[float]) -> PlateauSchedule:
     """A plateau on its own, starting at ``base_lr``, as a :class:`PlateauSchedule` (``step`` is not used)."""
     plateau = _check_plateau(plateau)
     base = _base.hyper(base_lr, "base_lr")

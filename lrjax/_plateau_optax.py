@@ -24,7 +24,7 @@ Two ways to give the plateau its metric, one per torch loop:
 from __future__ import annotations
 
 import copy
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +48,9 @@ class StatefulPlateauState(NamedTuple):
     part of the pytree structure, so restore checkpoints into the structure of ``tx.init(params)``.
     """
 
-    count: jax.Array  # shape=(), int32: optimizer updates so far (saturating), the step of the next lr
+    # shape=(), int32: optimizer updates so far (saturating), the step of the next lr. Like optax's
+    # ``count`` fields it shadows tuple.count, which pyright reads as an incompatible method override.
+    count: jax.Array  # pyright: ignore[reportIncompatibleMethodOverride]
     value_sum: jax.Array  # shape=(), float: sum of the values accumulated since the plateau last stepped
     value_error: jax.Array  # shape=(), float: rounding error of value_sum (float32 only; 0 in float64)
     num_values: jax.Array  # shape=(), int32: number of values accumulated since the plateau last stepped
@@ -192,15 +194,25 @@ class PlateauTransform(optax.GradientTransformationExtraArgs):
                 "parameter by one lr: give each group its own transformation in optax.multi_transform."
             )
         helper = _TransformFns(schedule, base)
-        return cls(helper.init, helper.update)
+        # optax's transformations are not generic in their state: its update type takes any OptState,
+        # this one takes the StatefulPlateauState its init makes (all optax ever passes it).
+        return cls(helper.init, cast(optax.TransformUpdateExtraArgsFn, helper.update))
+
+    def _fns(self) -> _TransformFns:
+        """The object whose bound methods are this transformation's ``init`` and ``update`` (see :meth:`build`)."""
+        fns = getattr(self.init, "__self__", None)
+        if not isinstance(fns, _TransformFns):
+            raise AttributeError(f"this PlateauTransform was not made by lrjax.scale_by_plateau or plateau.as_transform "
+                                 f"(its init is {self.init!r}), so it has no plateau schedule or base_lr")
+        return fns
 
     @property
     def schedule(self) -> StatefulPlateau:
-        return self.init.__self__.schedule
+        return self._fns().schedule
 
     @property
     def base_lr(self) -> float:
-        return float(self.init.__self__.base_lr)
+        return float(self._fns().base_lr)
 
     def __repr__(self) -> str:
         schedule = self.schedule
@@ -211,7 +223,7 @@ class PlateauTransform(optax.GradientTransformationExtraArgs):
 
 
 class _TransformFns:
-    def __init__(self, schedule: StatefulPlateau, base_lr: np.ndarray):
+    def __init__(self, schedule: StatefulPlateau, base_lr: _base.Hyper):
         self.schedule, self.base_lr = schedule, base_lr
 
     def init(self, params: Any) -> StatefulPlateauState:

@@ -86,7 +86,7 @@ def evaluate(schedule: Callable, steps: np.ndarray) -> np.ndarray:
     return values
 
 
-def _named(items: Any, what: str, labels: Sequence[str] | None) -> list[tuple[str, Callable | None]]:
+def _named(items: Any, what: str, labels: Sequence[str] | None) -> list[tuple[str, Callable]]:
     """Normalises one callable / a sequence / a mapping of them to ``[(label, callable)]``."""
     if isinstance(items, Mapping):
         pairs = [(str(k), v) for k, v in items.items()]
@@ -99,14 +99,14 @@ def _named(items: Any, what: str, labels: Sequence[str] | None) -> list[tuple[st
     if not pairs:
         raise ValueError(f"{what} must not be empty")
     for _, v in pairs:
-        if v is not None and not callable(v):
+        if not callable(v):
             raise ValueError(f"{what} must hold schedules (callables step -> value), got {v!r}")
     if labels is not None:
         labels = [labels] if isinstance(labels, str) else list(labels)
         if len(labels) != len(pairs):
             raise ValueError(f"labels must have one label per schedule ({len(pairs)}), got {len(labels)}")
         pairs = [(str(lab), v) for lab, (_, v) in zip(labels, pairs)]
-    return [(lab if lab is not None else (label_of(v) if v is not None else ""), v) for lab, v in pairs]
+    return [(lab if lab is not None else label_of(v), v) for lab, v in pairs]
 
 
 def _lines(ax, steps, values, label, **kwargs) -> list:
@@ -123,7 +123,7 @@ def plot(
     steps: int | Sequence[float] | np.ndarray,
     *,
     labels: Sequence[str] | None = None,
-    momentum: Callable | Sequence[Callable | None] | None = None,
+    momentum: Callable | Sequence[Callable | None] | Mapping[str, Callable | None] | None = None,
     ax: Any = None,
     title: str | None = None,
     logy: bool = False,
@@ -185,12 +185,15 @@ def plot(
     momenta: list[Callable | None] = [None] * len(pairs)
     if momentum is not None:
         if isinstance(momentum, Mapping):
-            keys = list(schedules) if isinstance(schedules, Mapping) else None
-            unknown = [k for k in momentum if keys is None or k not in keys]
+            keys = list(schedules) if isinstance(schedules, Mapping) else []
+            unknown = [k for k in momentum if k not in keys]
             if unknown:
                 raise ValueError(
                     f"momentum keys {unknown!r} name no schedule; pass schedules as a dict with the same keys"
                 )
+            if not isinstance(schedules, Mapping):  # an empty dict
+                raise ValueError("momentum is an empty dict, keyed like no schedule: pass schedules as a dict with "
+                                 "the same keys, or momentum as a list (None where there is none)")
             momenta = [momentum.get(k) for k in keys]
         elif callable(momentum):
             if len(pairs) != 1:

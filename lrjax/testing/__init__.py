@@ -26,7 +26,7 @@ import copy
 import math
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import jax
 import jax.numpy as jnp
@@ -98,9 +98,18 @@ def _copy(scheduler: Any) -> Any:
         state={},
         _opt_called=True,
     )
-    proxy.step = lambda *args, **kwargs: None
-    proxy.step._wrapped_by_lr_sched = True
+    proxy.step = _NoStep()
     return copy.deepcopy(scheduler, memo={id(opt): proxy})
+
+
+class _NoStep:
+    """The stand-in optimizer's ``step``: updates nothing. ``_wrapped_by_lr_sched`` is the mark torch's
+    scheduler leaves on the ``optimizer.step`` it wraps (without it, ``scheduler.step()`` warns)."""
+
+    _wrapped_by_lr_sched = True
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        del args, kwargs
 
 
 def _last_epoch(scheduler: Any) -> int:
@@ -131,7 +140,8 @@ def _steps(steps: Any, name: str = "steps") -> np.ndarray:
     return arr
 
 
-def _stepper(torch_step: Any, steps_per_epoch: int | None) -> Callable[[Any, Any], None] | str:
+def _stepper(torch_step: Any, steps_per_epoch: int | None) -> Callable[[Any, int], object] | Literal["step", "epoch"]:
+    """How the torch copy reaches step ``t``: ``"step"``, ``"epoch"`` or a function ``(scheduler, t)``."""
     if steps_per_epoch is not None:
         if torch_step != "step":
             raise ValueError("give torch_step or steps_per_epoch, not both")
@@ -230,7 +240,7 @@ def _step_array(ts: np.ndarray) -> jax.Array:
         return jnp.asarray(ts, _base.float_dtype())
     if ts.max() <= np.iinfo(np.int32).max:
         return jnp.asarray(ts, jnp.int32)  # optax's count dtype
-    if jax.config.jax_enable_x64:
+    if _base.float_dtype() == np.float64:  # jax_enable_x64: int64 arrays exist
         return jnp.asarray(ts, jnp.int64)
     raise ValueError(f"step {int(ts.max())} does not fit optax's int32 count; enable jax_enable_x64 for it")
 
@@ -268,8 +278,21 @@ def _evaluate(schedule: Any, ts: np.ndarray, groups: int, what: str) -> dict[str
     return {"jit": (np.arange(n), jitted), "eager": (rows, eager)}
 
 
-def _plateau_runs(schedule: Any, torch_scheduler: Any, metrics: Sequence[Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The lr after each metric (row 0: before any), eagerly and jitted, for an lrjax plateau object."""
+class _PlateauMachine(NamedTuple):
+    """An lrjax plateau object as a state machine: its state before any metric, ``step(state, metric)``
+    (one torch ``scheduler.step(metric)``) and ``lr(state)``. The state is a PlateauState (a plateau
+    alone) or a StatefulPlateauState (its optax schedule); only the machine's own functions read it."""
+
+    state0: Any
+    step: Callable[[Any, Any], Any]
+    lr: Callable[[Any], jax.Array]
+
+
+def _plateau_state_lr(state: Any) -> jax.Array:
+    return state.lr
+
+
+def _plateau_machine(schedule: Any, torch_scheduler: Any) -> _PlateauMachine:
     from lrjax._plateau import ReduceLROnPlateau
     from lrjax._plateau_optax import PlateauTransform, StatefulPlateau
 
@@ -282,20 +305,16 @@ def _plateau_runs(schedule: Any, torch_scheduler: Any, metrics: Sequence[Any]) -
             raise ValueError("torch's ReduceLROnPlateau has already been stepped; compare lrjax.from_torch(scheduler) "
                              "(which starts where it is) or a fresh scheduler")
         lrs = [float(g["lr"]) for g in torch_scheduler.optimizer.param_groups]
-        plateau = schedule
-        state0 = plateau.init(lrs[0] if len(lrs) == 1 else lrs)
+        return _PlateauMachine(schedule.init(lrs[0] if len(lrs) == 1 else lrs), schedule.update, _plateau_state_lr)
+    if isinstance(schedule, StatefulPlateau):
+        return _PlateauMachine(schedule.init(), schedule.step, schedule)
+    raise TypeError("with a ReduceLROnPlateau, the JAX side must be an lrjax plateau: lrjax.reduce_lr_on_plateau(...), "
+                    f"plateau.as_schedule(...), plateau.as_transform(...) or lrjax.from_torch(scheduler); got {schedule!r}")
 
-        def step(state, m):
-            return plateau.update(state, m)
 
-        def lr(state):
-            return state.lr
-    elif isinstance(schedule, StatefulPlateau):
-        state0 = schedule.init()
-        step, lr = schedule.step, schedule
-    else:
-        raise TypeError("with a ReduceLROnPlateau, the JAX side must be an lrjax plateau: lrjax.reduce_lr_on_plateau(...), "
-                        f"plateau.as_schedule(...), plateau.as_transform(...) or lrjax.from_torch(scheduler); got {schedule!r}")
+def _plateau_runs(schedule: Any, torch_scheduler: Any, metrics: Sequence[Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The lr after each metric (row 0: before any), eagerly and jitted, for an lrjax plateau object."""
+    state0, step, lr = _plateau_machine(schedule, torch_scheduler)
     dtype = jnp.asarray(lr(state0)).dtype
 
     eager, state = [np.asarray(lr(state0))], state0
@@ -367,6 +386,20 @@ class Comparison(NamedTuple):
     __repr__ = __str__
 
 
+class _Mismatch(TypedDict):
+    """The :class:`Comparison` fields that describe the first divergent step."""
+
+    what: str
+    how: str
+    step: Any
+    group: int
+    ours: float
+    theirs: float
+    error: float
+    allowed: float
+    mismatches: int
+
+
 def compare(schedule: Any, torch_scheduler: Any, steps: Any = None, *, momentum: Any = None,
             metrics: Sequence[Any] | None = None, torch_step: Any = "step", steps_per_epoch: int | None = None,
             rtol: float | None = None, atol: float | None = None) -> Comparison:
@@ -384,22 +417,22 @@ def compare(schedule: Any, torch_scheduler: Any, steps: Any = None, *, momentum:
         # torch gets the metric lrjax computes with: float32-rounded when lrjax runs in float32.
         torch_metrics = [float(as_metric(m, _base.float_dtype())) for m in metrics]
         theirs = torch_lrs(torch_scheduler, metrics=torch_metrics)
-        runs = {"lr": _plateau_runs(schedule, torch_scheduler, metrics)}
+        runs = {"lr": (theirs.lr, _plateau_runs(schedule, torch_scheduler, metrics))}
         if momentum is not None:
             raise ValueError("ReduceLROnPlateau does not change the momentum")
         unit = "metric"
     else:
         theirs = torch_lrs(torch_scheduler, steps, torch_step=torch_step, steps_per_epoch=steps_per_epoch)
         groups = theirs.lr.shape[1]
-        runs = {"lr": _evaluate(schedule, theirs.steps, groups, "lr")}
+        runs = {"lr": (theirs.lr, _evaluate(schedule, theirs.steps, groups, "lr"))}
         if momentum is not None:
             if theirs.momentum is None:
                 raise ValueError("torch's optimizer has no momentum (or betas) to compare with")
-            runs["momentum"] = _evaluate(momentum, theirs.steps, groups, "momentum")
+            runs["momentum"] = (theirs.momentum, _evaluate(momentum, theirs.steps, groups, "momentum"))
         unit = "step"
-    worst, first = 0.0, None
-    for what, by_how in runs.items():
-        ref = theirs.lr if what == "lr" else theirs.momentum
+    worst = 0.0
+    first: _Mismatch | None = None  # the first divergent step
+    for what, (ref, by_how) in runs.items():
         scale = np.max(np.abs(ref)) if ref.size else 0.0
         for how in ("jit", "eager"):
             rows, ours = by_how[how]
@@ -414,11 +447,13 @@ def compare(schedule: Any, torch_scheduler: Any, steps: Any = None, *, momentum:
             if bad.any() and first is None:
                 i, g = np.argwhere(bad)[0]
                 step = theirs.steps[rows[i]]
-                first = dict(what=what, how=how, step=step.item() if hasattr(step, "item") else step, group=int(g),
-                             ours=float(ours[i, g]), theirs=float(want[i, g]), error=float(err[i, g]),
-                             allowed=float(allowed[i, g]), mismatches=int(bad.any(axis=1).sum()))
-    return Comparison(ok=first is None, name=name, steps_compared=len(theirs.steps), rtol=rtol, atol=atol,
-                      dtype=dtype, worst=worst, unit=unit, **(first or {}))
+                first = _Mismatch(what=what, how=how, step=step.item() if hasattr(step, "item") else step,
+                                  group=int(g), ours=float(ours[i, g]), theirs=float(want[i, g]),
+                                  error=float(err[i, g]), allowed=float(allowed[i, g]),
+                                  mismatches=int(bad.any(axis=1).sum()))
+    outcome = Comparison(ok=first is None, name=name, steps_compared=len(theirs.steps), rtol=rtol, atol=atol,
+                         dtype=dtype, worst=worst, unit=unit)
+    return outcome if first is None else outcome._replace(**first)
 
 
 def assert_matches_torch(schedule: Any, torch_scheduler: Any, steps: Any = None, *, momentum: Any = None,
