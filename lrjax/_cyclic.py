@@ -26,8 +26,6 @@ def _step_size(x: Any, name: str) -> int | float:
         # torch divides by zero at 0; below one step a half cycle never shows at integer steps and
         # torch's x / step_ratio loses all precision (or overflows in float32).
         raise ValueError(f"{name} must be a number of steps >= 1, got {x!r}")
-    if x > 2.0**64:
-        raise ValueError(f"{name} must be at most 2**64 steps, got {x!r}")
     return int(x) if float(x).is_integer() else float(x)
 
 
@@ -76,6 +74,19 @@ class _Cycle(LRSchedule):
                          f"mode must be one of {_MODES}, got {self.mode!r} (it is ignored when scale_fn is given)")
         _validate.choice(self.scale_mode, "scale_mode", _SCALE_MODES)
         self._set("gamma", _validate.hyper(self.gamma, "gamma", groups=False))
+        if self.scale_fn is None and self.mode == "exp_range" and not _steps.is_traced(self.gamma) and self.gamma > 1:
+            raise ValueError(
+                f"gamma={float(self.gamma)!r} > 1 makes exp_range's amplitude (gamma ** t) grow without bound: the "
+                "lr leaves [base_lr, max_lr] at once, and torch raises OverflowError once gamma ** t passes 1.8e308 "
+                "(about step 709.8 / ln(gamma)). Use gamma <= 1."
+            )
+        for part, size in (("step_size_up", self.up), ("step_size_down", self.down)):
+            if size / self.total < 2.0**-32:
+                raise ValueError(
+                    f"step_size_up={self.up!r} and step_size_down={self.down!r}: {part} is less than 2**-32 of the "
+                    "cycle, where torch's float64 1 + t / total loses the position within the cycle and its lr "
+                    "leaves [base_lr, max_lr]. Use step sizes within a factor 2**32 of each other."
+                )
         if self.total_steps is not None:
             self._set("total_steps", _validate.integer(self.total_steps, "total_steps", minimum=0))
         fn = None
@@ -89,7 +100,9 @@ class _Cycle(LRSchedule):
         object.__setattr__(self, "_scale_fn", fn)
 
     def _finite(self) -> dict[str, Any]:
-        return {self.low_name: self.low, self.high_name: self.high}
+        fn: _user_fn.UserFunction | None = getattr(self, "_scale_fn")
+        return {self.low_name: self.low, self.high_name: self.high, "gamma": self.gamma,
+                "scale_fn(x)": fn.largest if fn is not None else None}
 
     @property
     def total(self) -> int | float:
@@ -108,13 +121,18 @@ class _Cycle(LRSchedule):
         dtype = float_dtype()
         up, down, total = self.up, self.down, self.total
         if dtype == np.float64:
-            # torch's own float64 arithmetic, operation for operation.
+            # torch's own float64 arithmetic, operation for operation. XLA turns a division by a constant
+            # or a broadcast scalar into a multiplication by its reciprocal, which rounds differently: the
+            # divisors are made from the step (t * 0 + c, batched like it under vmap) behind an
+            # optimization barrier, so they stay divisions.
             t = step.as_float()
-            q = t / const(float(total))
+            zero = t * 0.0
+            total_c, ratio_c, ratio_m1 = jax.lax.optimization_barrier(
+                tuple(zero + v for v in (float(total), float(up) / float(total), float(up) / float(total) - 1.0)))
+            q = t / total_c
             cycle = jnp.floor(1.0 + q)
             x = (1.0 + q) - cycle
-            ratio = float(up) / float(total)
-            height = jnp.where(x <= ratio, x / const(ratio), (x - 1.0) / const(ratio - 1.0))
+            height = jnp.where(x <= ratio_c, x / ratio_c, (x - 1.0) / ratio_m1)
             return cycle, height
         if isinstance(total, int) and _steps.fits(total):
             r = _steps.mod(step.k, total)

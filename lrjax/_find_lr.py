@@ -52,8 +52,10 @@ class FindLRResult(NamedTuple):
 
 def _suggest(lrs: np.ndarray, smoothed: np.ndarray, skip_start: int, skip_end: int) -> float | None:
     """The lr of the steepest descent of the smoothed loss against log(lr), inside the skipped range."""
-    if skip_start < 0 or skip_end < 0:
-        raise ValueError(f"skip_start and skip_end must be >= 0, got {skip_start=}, {skip_end=}")
+    skip_start = _validate.integer(skip_start, "skip_start", minimum=0, strict_type=True,
+                                   message=f"skip_start must be an integer >= 0, got {skip_start=}")
+    skip_end = _validate.integer(skip_end, "skip_end", minimum=0, strict_type=True,
+                                 message=f"skip_end must be an integer >= 0, got {skip_end=}")
     stop = len(smoothed) - skip_end
     if stop - skip_start < 3:
         return None
@@ -226,14 +228,20 @@ def find_lr(
                 or value <= 0:
             raise ValueError(f"{name} must be a positive finite number, got {name}={value!r}")
         _validate.representable(name, value)  # 1e39 overflows float32
+        tiny = float(np.finfo(_base.float_dtype()).tiny)
+        if value < tiny:
+            raise ValueError(f"{name}={value!r} underflows {np.dtype(_base.float_dtype()).name} (smallest normal "
+                             f"{tiny:.3g}); its log would be -inf")
     if not start_lr < end_lr:
         raise ValueError(f"start_lr must be below end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
-    if not (isinstance(smooth, (int, float, np.number)) and 0 <= smooth < 1):
+    if isinstance(smooth, (bool, np.bool_)) or not (isinstance(smooth, (int, float, np.number)) and 0 <= smooth < 1):
         raise ValueError(f"smooth must be in [0, 1), got smooth={smooth!r}")
-    if diverge_factor is not None and not (
+    if diverge_factor is not None and (isinstance(diverge_factor, (bool, np.bool_)) or not (
         isinstance(diverge_factor, (int, float, np.number)) and math.isfinite(diverge_factor) and diverge_factor > 1
-    ):
+    )):
         raise ValueError(f"diverge_factor must be a finite number > 1 or None, got diverge_factor={diverge_factor!r}")
+    for name, value in (("skip_start", skip_start), ("skip_end", skip_end)):
+        _validate.integer(value, name, minimum=0, strict_type=True, message=f"{name} must be an integer >= 0, got {value!r}")
     leaves = jax.tree.leaves(batches)
     if not leaves:
         raise ValueError("batches must be a pytree of arrays with a leading axis of one batch per step; it has no leaves")

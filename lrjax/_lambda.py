@@ -63,7 +63,11 @@ class LambdaLR(AbsoluteMember):
         object.__setattr__(self, "_fns", _functions(self, first=0))
 
     def _finite(self) -> dict[str, Any]:
-        return {"base_lr": self.base_lr}
+        fns: tuple[_user_fn.UserFunction, ...] = getattr(self, "_fns")
+        largest = max(fn.largest for fn in fns)
+        return {"base_lr": self.base_lr, "lr_lambda(step)": largest,
+                "base_lr * lr_lambda(step)": float(np.max(np.abs(self.base_lr))) * largest
+                if not _steps.is_traced(self.base_lr) else None}
 
     @property
     def per_group(self) -> bool:
@@ -166,7 +170,9 @@ class MultiplicativeLR(MultiplicativeMember):
         object.__setattr__(self, "_rules", tuple(rules))
 
     def _finite(self) -> dict[str, Any]:
-        return {"base_lr": self.base_lr}
+        rules: tuple[_Rule, ...] = getattr(self, "_rules")
+        factors = [r.c if r.kind == "const" else float(np.max(r.per_step)) for r in rules]
+        return {"base_lr": self.base_lr, "lr_lambda(step)": max(factors)}
 
     @property
     def per_group(self) -> bool:
@@ -269,7 +275,8 @@ def multiplicative_lr(
     Args:
         base_lr: the optimizer's initial lr; a scalar or one value per parameter group.
         lr_lambda: ``f(step) -> factor``, or a list with one function per parameter group.
-        total_steps: horizon of the table, required when ``lr_lambda`` depends on the step.
+        total_steps: horizon of the table, required when ``lr_lambda`` depends on the step (a
+            function that ignores its argument is ``c ** t`` at every step, with or without it).
 
     Raises:
         ValueError: if ``lr_lambda`` is not callable (torch raises ``TypeError``), if a list does

@@ -161,7 +161,10 @@ class LinearLR(_Ramp):
         n = self.total_iters
         if n == 0:  # torch keeps base_lr * start_factor forever
             return jnp.broadcast_to(const(self.start_factor), jnp.shape(done))
-        return (const(self.start_factor) * left + const(self.end_factor) * done) / const(n)
+        s, e = const(self.start_factor), const(self.end_factor)
+        if not _steps.fits(n):  # no step reaches total_iters; n (and left) may overflow float32
+            return s + (e - s) * (done / const(float(n)))
+        return (s * left + e * done) / const(n)
 
     def init_map(self) -> Affine:
         return Affine.scale(self.start_factor)
@@ -231,6 +234,9 @@ class PolynomialLR(_Ramp):
         self._set("total_iters", _validate.integer(self.total_iters, "total_iters", minimum=0))
         self._set("power", _validate.hyper(self.power, "power", groups=False))
 
+    def _finite(self) -> dict[str, Any]:
+        return {"base_lr": self.base_lr, "power": self.power}
+
     def _pow(self, x: jax.Array) -> jax.Array:
         # 0 ** power is 0 for any power > 0, even one that rounds to 0 in float32 (torch: float64).
         p = self.power
@@ -241,6 +247,8 @@ class PolynomialLR(_Ramp):
         n = self.total_iters
         if n == 0:  # torch keeps base_lr forever
             return jnp.ones(jnp.shape(done), float_dtype())
+        if not _steps.fits(n):  # no step reaches total_iters; n (and left) may overflow float32
+            return self._pow(const(1.0) - done / const(float(n)))
         return self._pow(left / const(n))
 
     def factor_between(self, u0, u):
@@ -248,6 +256,8 @@ class PolynomialLR(_Ramp):
         if n == 0:
             return jnp.ones(jnp.broadcast_shapes(jnp.shape(u0), jnp.shape(u)), float_dtype())
         active = ~_steps.ge(u0, n)
+        if not _steps.fits(n):
+            return self.ramp(*_progress(Step(u), n)) / self.ramp(*_progress(Step(u0), n))
         _, left0 = _progress(Step(u0), n)
         _, left = _progress(Step(u), n)
         return jnp.where(active, self._pow(left / jnp.where(active, left0, const(1.0))), const(1.0))

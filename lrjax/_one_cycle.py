@@ -162,12 +162,14 @@ class OneCycleLR(_OneCycle):
         self._check_phases()
 
     def values(self) -> dict[str, Any]:
-        initial = self.max_lr / self.div_factor
-        return {"initial_lr": initial, "max_lr": self.max_lr, "min_lr": initial / self.final_div_factor}
+        with np.errstate(over="ignore"):  # an overflow is reported by _finite, naming the arguments
+            initial = self.max_lr / self.div_factor
+            return {"initial_lr": initial, "max_lr": self.max_lr, "min_lr": initial / self.final_div_factor}
 
     def _finite(self) -> dict[str, Any]:
         v = self.values()
-        return {"max_lr": self.max_lr, "max_lr / div_factor": v["initial_lr"],
+        return {"max_lr": self.max_lr, "div_factor": self.div_factor, "final_div_factor": self.final_div_factor,
+                "max_lr / div_factor": v["initial_lr"],
                 "max_lr / div_factor / final_div_factor": v["min_lr"]}
 
 

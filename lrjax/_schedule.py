@@ -112,6 +112,7 @@ class LRSchedule:
 
     def _evaluate(self, step: Step) -> jax.Array:
         out = self.value(step)
+        out = jnp.broadcast_to(out, jnp.broadcast_shapes(step.shape, jnp.shape(out)))  # a constant lr_lambda
         if step.nan is not None:
             out = jnp.where(step.nan, const(jnp.nan), out)
         return out

@@ -36,7 +36,7 @@ class _Geometric(MultiplicativeMember):
         return _numerics.power(getattr(self, "gamma"), self.events(u) - self.events(u0))
 
     def _finite(self) -> dict[str, Any]:
-        return {"base_lr": getattr(self, "base_lr")}
+        return {"base_lr": getattr(self, "base_lr"), "gamma": getattr(self, "gamma")}
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)

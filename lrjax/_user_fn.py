@@ -91,6 +91,7 @@ class UserFunction:
     depends_on_step: bool
     table: np.ndarray | None = None
     first: int = 0
+    largest: float = 0.0  # the largest value seen (table, or the sample of the check)
 
     @property
     def last(self) -> int:
@@ -136,7 +137,8 @@ def prepare(
     error, depends = probe(fn)
     if total_steps is not None:
         steps = list(range(first, total_steps + 1))
-        return UserFunction(fn, depends, python_values(fn, name, steps), first)
+        table = python_values(fn, name, steps)
+        return UserFunction(fn, depends, table, first, float(np.max(table)) if table.size else 0.0)
     if error is not None:
         raise ValueError(
             f"{name} cannot be traced by JAX ({type(error).__name__}: {error}). Either write it with jax.numpy "
@@ -144,12 +146,12 @@ def prepare(
             f"or pass total_steps=N so that lrjax calls it once per step for steps 0..N with Python ints, as "
             f"torch's {torch_class} does, and looks the values up."
         )
-    if check:
-        _check_traced(fn, name, torch_class, first, depends)
-    return UserFunction(fn, depends)
+    largest = _check_traced(fn, name, torch_class, first, depends) if check else 0.0
+    return UserFunction(fn, depends, largest=largest)
 
 
-def _check_traced(fn: Callable, name: str, torch_class: str, first: int, depends: bool) -> None:
+def _check_traced(fn: Callable, name: str, torch_class: str, first: int, depends: bool) -> float:
+    """Compares the traced function with its Python self; returns the largest traced value seen."""
     steps = [k for k in _SAMPLE_STEPS if k >= first] if depends else [max(first, 1)]
     with jax.enable_x64(True), jax.ensure_compile_time_eval():
         traced = np.asarray(
@@ -162,10 +164,11 @@ def _check_traced(fn: Callable, name: str, torch_class: str, first: int, depends
                 f"{name}({k}) = {traced[bad[0]]!r} when JAX traces it: learning-rate factors must be finite and "
                 "non-negative. If the function is only meant for the first N steps, pass total_steps=N."
             )
+        largest = float(np.max(traced))
         try:
             fn(steps[0])
         except (TypeError, AttributeError):
-            return  # written for JAX arrays only (e.g. it calls .astype): nothing to compare with
+            return largest  # written for JAX arrays only (e.g. it calls .astype): nothing to compare with
         # torch's own step: the function must work there (torch calls it at construction).
         python_values(fn, name, steps[:1])
         # Under x64 a function written with jax.numpy also computes in float64 when given Python ints.
@@ -186,6 +189,7 @@ def _check_traced(fn: Callable, name: str, torch_class: str, first: int, depends
             f"the Python int {steps[i]}, as torch's {torch_class} calls it. Rewrite it so that both agree, or pass "
             f"total_steps=N: lrjax then calls it with Python ints for steps 0..N and looks the values up."
         )
+    return largest
 
 
 def constant_value(fn: UserFunction) -> float | None:
