@@ -10,7 +10,6 @@ of the domain (``0 .. 2**32 - 1``, or ``2**64 - 1`` under x64).
 
 from __future__ import annotations
 
-import math
 import numbers
 from typing import Any, NamedTuple
 
