@@ -45,39 +45,33 @@ from typing import Any
 import mpmath
 import numpy as np
 
+from lrjax import registry
+
 # Integer steps up to this one are stepped live in torch.
 LIVE_CAP = 2100
 
-_TORCH = {
-    "lambda_lr": ("torch.optim.lr_scheduler", "LambdaLR"),
-    "multiplicative_lr": ("torch.optim.lr_scheduler", "MultiplicativeLR"),
-    "step_lr": ("torch.optim.lr_scheduler", "StepLR"),
-    "multi_step_lr": ("torch.optim.lr_scheduler", "MultiStepLR"),
-    "constant_lr": ("torch.optim.lr_scheduler", "ConstantLR"),
-    "linear_lr": ("torch.optim.lr_scheduler", "LinearLR"),
-    "exponential_lr": ("torch.optim.lr_scheduler", "ExponentialLR"),
-    "polynomial_lr": ("torch.optim.lr_scheduler", "PolynomialLR"),
-    "cosine_annealing_lr": ("torch.optim.lr_scheduler", "CosineAnnealingLR"),
-    "cosine_annealing_warm_restarts": ("torch.optim.lr_scheduler", "CosineAnnealingWarmRestarts"),
-    "cyclic_lr": ("torch.optim.lr_scheduler", "CyclicLR"),
-    "cyclic_momentum": ("torch.optim.lr_scheduler", "CyclicLR"),
-    "one_cycle_lr": ("torch.optim.lr_scheduler", "OneCycleLR"),
-    "one_cycle_momentum": ("torch.optim.lr_scheduler", "OneCycleLR"),
-    "chained_scheduler": ("torch.optim.lr_scheduler", "ChainedScheduler"),
-    "sequential_lr": ("torch.optim.lr_scheduler", "SequentialLR"),
-    "swalr": ("torch.optim.swa_utils", "SWALR"),
-}
-"""lrjax name -> (torch module, torch class) of every schedule with a torch twin."""
-
-MOMENTUM = ("cyclic_momentum", "one_cycle_momentum")
-COMPOSITES = ("chained_scheduler", "sequential_lr")
+# Momentum schedules (their torch twin is the lr schedule's class) and composites, from the registry.
+MOMENTUM = tuple(e.name for e in registry.entries("momentum"))
+COMPOSITES = tuple(e.name for e in registry.entries() if e.composite)
 # Members whose torch update multiplies the lr: a chain of them is the product of their values.
 MULTIPLICATIVE = ("step_lr", "multi_step_lr", "constant_lr", "linear_lr", "exponential_lr", "polynomial_lr",
                   "multiplicative_lr")
 
 
 def torch_class(name: str) -> tuple[str, str] | None:
-    return _TORCH.get(name)
+    """``(torch module, torch class)`` of an lrjax name, from ``lrjax.registry``: the entry's own class, or for a
+    momentum schedule the class of the lr schedule whose ``momentum`` it is; None without a torch twin."""
+    return _torch_classes().get(name)
+
+
+@functools.cache
+def _torch_classes() -> dict[str, tuple[str, str]]:
+    out = {e.name: (e.torch_module, e.torch_class) for e in registry.entries() if e.torch_class is not None
+           and e.role in ("lr", "momentum")}
+    for e in registry.entries():
+        if e.momentum is not None and e.name in out:
+            out[e.momentum] = out[e.name]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -313,7 +307,7 @@ class TorchRun:
             members = [self._build(m, raw) for m in cfg["schedules"]]
             return importlib.import_module("torch.optim.lr_scheduler").SequentialLR(
                 self.optimizer, members, milestones=_plain(cfg["milestones"]))
-        module, cls = _TORCH[name]
+        module, cls = _torch_classes()[name]
         return getattr(importlib.import_module(module), cls)(self.optimizer, **_torch_kwargs(cfg, raw, self.n_groups))
 
     def read(self) -> list[float]:
@@ -639,7 +633,7 @@ def _cyclic_scale(cfg: dict, t: Fraction, cycle: int) -> mpmath.mpf:
 
 
 def _restarts_fresh(member: dict) -> bool:
-    """Whether a SequentialLR member entered at a milestone behaves as a fresh schedule (TORCH_QUIRKS §6)."""
+    """Whether a SequentialLR member entered at a milestone behaves as a fresh schedule (docs/torch_quirks.md §6)."""
     name = member["name"]
     if name in COMPOSITES or name == "multiplicative_lr":
         return False
