@@ -3,7 +3,7 @@
     lrjax plot StepLR step_size=30 ExponentialLR gamma=0.95 --base-lr 0.05 --steps 100 -o cmp.png
     lrjax plot '{"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 1000}' --steps 1000
     lrjax values CyclicLR base_lr=0.01 max_lr=0.1 step_size_up=4 --steps 10
-    lrjax list
+    lrjax list          # every name, its keywords, and an example command line
 
 A schedule is a name (lrjax's, ``step_lr``, or torch's, ``StepLR``: every name in
 :mod:`lrjax.registry`) followed by its torch keyword arguments as ``key=value``, or a JSON config
@@ -36,6 +36,7 @@ import logging
 import math
 import os
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -431,7 +432,9 @@ def _build(config: dict[str, Any], defaults: dict[str, Any]) -> Built:
     entry = check_config(config, defaults)
     what = entry.name
     try:
-        lr_config, momentum_config = lrjax.split_momentum(config)
+        # Only CyclicLR/OneCycleLR take torch's momentum keywords; a momentum schedule's own base_momentum and
+        # max_momentum stay its own.
+        lr_config, momentum_config = lrjax.split_momentum(config) if entry.momentum else (config, None)
         schedule = lrjax.from_config(lr_config, **defaults)
         momentum = lrjax.from_config(momentum_config) if momentum_config is not None else None
     except Exception as e:  # noqa: BLE001 - the library's refusal, whatever its type, is the user's error
@@ -771,6 +774,48 @@ def _write_json(header: list[str], rows: np.ndarray) -> None:
     out.write("}\n")
 
 
+def _spell(value: Any) -> str | None:
+    """``value`` as a ``key=`` value the command line reads back as the same value: a bare word, a number,
+    ``30,80`` for a list of numbers, else JSON; None for what a command line cannot carry (a function)."""
+    try:
+        plain = _plain(value, "value")
+    except UsageError:
+        return None
+    candidates = [json.dumps(plain)]
+    if isinstance(plain, str):
+        candidates.insert(0, plain)
+    if (isinstance(plain, list) and len(plain) > 1
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in plain)):
+        candidates.insert(0, ",".join(json.dumps(v) for v in plain))
+    for text in candidates:
+        try:
+            if _value(text) == plain:
+                return text
+        except UsageError:
+            continue
+    return None
+
+
+def example_command(entry: Any) -> str | None:
+    """The registry entry's example as a command line to paste, ``lrjax plot StepLR base_lr=0.1 step_size=30
+    gamma=0.1`` (torch's name where there is one), or None where a command line cannot give the example (a
+    Python function in it, a metric-driven schedule)."""
+    if entry.role == "plateau":
+        return None
+    tokens = [entry.torch_class or entry.name]
+    for key, value in entry.example.items():
+        text = _spell(value)
+        if text is None:
+            return None
+        tokens.append(shlex.quote(f"{key}={text}"))
+    try:
+        (config,) = parse_specs(shlex.split(" ".join(tokens)))
+        check_config(config, {})
+    except (UsageError, ValueError):
+        return None
+    return "lrjax plot " + " ".join(tokens)
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     from lrjax import registry
 
@@ -796,6 +841,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
         if entry.role == "plateau":
             notes.append("metric-driven: not for plot/values")
         print(f"{entry.name}({signature})" + (f"  ({'; '.join(notes)})" if notes else ""))
+        command = example_command(entry)
+        if command is not None:
+            print(f"  e.g. {command}")
     return 0
 
 
@@ -864,7 +912,8 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     v.add_argument("--format", choices=("tsv", "csv", "json"), default="tsv")
     v.add_argument("--float32", action="store_true", help="compute in float32 (JAX's default) instead of float64")
     v.set_defaults(run=_cmd_values)
-    ls = sub.add_parser("list", help="list the schedule names and their keyword arguments")
+    ls = sub.add_parser("list", help="list the schedule names, their keyword arguments and an example of each "
+                                     "(a command line to paste)")
     ls.add_argument("name", nargs="?", help="only this schedule (an lrjax or a torch name)")
     ls.set_defaults(run=_cmd_list)
     return top, {"plot": p, "values": v, "list": ls}

@@ -207,13 +207,19 @@ def test_options_between_schedules(capsys):
 def test_list(capsys):
     code, stdout, _ = run(["list"], capsys)
     assert code == 0
-    names = [line.split("(")[0] for line in stdout.splitlines()]
+    lines = stdout.splitlines()
+    names = [line.split("(")[0] for line in lines if not line.startswith(" ")]
     assert names == lrjax.registry.names()
-    assert "step_lr(base_lr, step_size, gamma=0.1)  (torch: StepLR)" in stdout.splitlines()
+    at = lines.index("step_lr(base_lr, step_size, gamma=0.1)  (torch: StepLR)")
+    example = " ".join(f"{k}={v}" for k, v in lrjax.registry.lookup("step_lr").example.items())
+    assert lines[at + 1] == f"  e.g. lrjax plot StepLR {example}"  # numbers as typed
+    at = [line.split("(")[0] for line in lines].index("lambda_lr")
+    assert not lines[at + 1].startswith(" ")  # no command line can give its lr_lambda
     code, stdout, _ = run(["list", "OneCycleLR"], capsys)
-    assert code == 0 and stdout.startswith("one_cycle_lr(max_lr, total_steps=None")
-    assert stdout.rstrip().endswith("(torch: OneCycleLR; momentum: cycle_momentum=True, base_momentum=0.85, "
-                                    "max_momentum=0.95)")
+    first, second = stdout.splitlines()
+    assert code == 0 and first.startswith("one_cycle_lr(max_lr, total_steps=None")
+    assert first.endswith("(torch: OneCycleLR; momentum: cycle_momentum=True, base_momentum=0.85, max_momentum=0.95)")
+    assert second.startswith("  e.g. lrjax plot OneCycleLR max_lr=")
     code, _, stderr = run(["list", "StepLr"], capsys)
     assert code == 2 and stderr.startswith("lrjax list: error: unknown schedule name 'StepLr'. Did you mean 'StepLR'?")
 

@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from test_cli_registry import ARGUMENTS
+from test_cli_registry import ARGUMENTS, split
 
 import lrjax
 from lrjax import _cli, registry
@@ -227,7 +227,8 @@ def check(argv, code, out, err, changed, root):
             assert all(math.isfinite(float(v)) for r in rows[1:] for v in r[1:])
     else:
         assert command == "list" and changed == []
-        assert all(line.split("(")[0] in registry.names() for line in out.splitlines()) and out
+        assert all(line.split("(")[0] in registry.names() or line.startswith("  e.g. lrjax plot ")
+                   for line in out.splitlines()) and out
 
 
 @settings(max_examples=120 * DEPTH, **FUZZ)
@@ -253,10 +254,12 @@ def good_values_argv(draw):
         entry = registry.lookup(name)
         config = {"name": name, **ARGUMENTS[name]}
         how = draw(st.sampled_from(["tokens", "json", "file"]))
+        if how != "file" and entry.torch_lr == "base_lr" and "base_lr" in config and draw(st.booleans()):
+            del config["base_lr"]  # the optimizer's lr: then --base-lr (or its default) gives it
         if how == "tokens":
             python = draw(st.booleans())
             argv += [draw(st.sampled_from([name, entry.torch_class or name]))]
-            argv += [f"{k}={spell(v, python)}" for k, v in ARGUMENTS[name].items()]
+            argv += [f"{k}={spell(v, python)}" for k, v in config.items() if k != "name"]
         elif how == "json":
             argv.append(json.dumps(config))
         else:
@@ -278,7 +281,7 @@ def expected_columns(configs, steps, base_lr, float32, momentum, labels):
     columns = {}
     with jax.enable_x64(not float32):
         for config, lab in zip(configs, labels):
-            lr_config, momentum_config = lrjax.split_momentum(config)
+            lr_config, momentum_config = split(config)
             pairs = [(lab, lrjax.from_config(lr_config, base_lr=base_lr))]
             if momentum and momentum_config is not None:
                 pairs.append((f"{lab} momentum", lrjax.from_config(momentum_config)))
