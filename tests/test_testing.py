@@ -8,6 +8,7 @@ user's scheduler is never changed. (docs/testing.md's examples run in tests/test
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import subprocess
@@ -38,47 +39,67 @@ def _opt(lrs=(0.1,), momentum=0.9, adam=False):
     return torch.optim.Adam(groups) if adam else torch.optim.SGD(groups, momentum=momentum)
 
 
-def ports():
-    """``{torch class: (make torch scheduler, lrjax port, steps, momentum port or None, torch_step)}``."""
-    from torch.optim import lr_scheduler as L
-    from torch.optim.swa_utils import SWALR
+STEPS = 100  # the examples' periods, milestones and phases fall inside
 
-    swa = {"SWALR": (lambda o: SWALR(o, swa_lr=0.01, anneal_epochs=6), lrjax.swalr(0.1, 0.01, 6), 40, None)
-           } if hasattr(lrjax, "swalr") else {}
-    return {
-        **swa,
-        "LambdaLR": (lambda o: L.LambdaLR(o, lambda e: 0.95**e), lrjax.lambda_lr(0.1, lambda e: 0.95**e), 40, None),
-        "MultiplicativeLR": (lambda o: L.MultiplicativeLR(o, lambda e: 0.9), lrjax.multiplicative_lr(0.1, lambda e: 0.9),
-                             40, None),
-        "StepLR": (lambda o: L.StepLR(o, 7, 0.5), lrjax.step_lr(0.1, 7, 0.5), 40, None),
-        "MultiStepLR": (lambda o: L.MultiStepLR(o, [5, 2, 5, 20]), lrjax.multi_step_lr(0.1, [5, 2, 5, 20]), 40, None),
-        "ConstantLR": (lambda o: L.ConstantLR(o, 0.25, 6), lrjax.constant_lr(0.1, 0.25, 6), 40, None),
-        "LinearLR": (lambda o: L.LinearLR(o, 0.05, 1.0, 30), lrjax.linear_lr(0.1, 0.05, 1.0, 30), 40, None),
-        "ExponentialLR": (lambda o: L.ExponentialLR(o, 0.93), lrjax.exponential_lr(0.1, 0.93), 40, None),
-        "PolynomialLR": (lambda o: L.PolynomialLR(o, 25, 2.0), lrjax.polynomial_lr(0.1, 25, 2.0), 40, None),
-        "CosineAnnealingLR": (lambda o: L.CosineAnnealingLR(o, 10, 0.01), lrjax.cosine_annealing_lr(0.1, 10, 0.01),
-                              40, None),
-        "CosineAnnealingWarmRestarts": (lambda o: L.CosineAnnealingWarmRestarts(o, 3, 2, 0.001),
-                                        lrjax.cosine_annealing_warm_restarts(0.1, 3, 2, 0.001), 40, None),
-        "CyclicLR": (lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=4, step_size_down=6, mode="triangular2"),
-                     lrjax.cyclic_lr(0.01, 0.1, 4, 6, mode="triangular2"), 40,
-                     lrjax.cyclic_momentum(0.8, 0.9, 4, 6, mode="triangular2")),
-        "OneCycleLR": (lambda o: L.OneCycleLR(o, 0.1, total_steps=40), lrjax.one_cycle_lr(0.1, total_steps=40), 40,
-                       lrjax.one_cycle_momentum(total_steps=40)),
-        "ChainedScheduler": (lambda o: L.ChainedScheduler([L.ConstantLR(o, 0.5, 4), L.ExponentialLR(o, 0.9)]),
-                             lrjax.chained_scheduler([lrjax.constant_lr(0.1, 0.5, 4), lrjax.exponential_lr(0.1, 0.9)]),
-                             40, None),
-        "SequentialLR": (lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, 1.0, 5), L.CosineAnnealingLR(o, 20)], [5]),
-                         lrjax.sequential_lr([lrjax.linear_lr(0.1, 0.1, 1.0, 5), lrjax.cosine_annealing_lr(0.1, 20)], [5]),
-                         40, None),
-    }
+
+def optimizer_lr(config) -> float:
+    """The lr of torch's optimizer for a config: its ``base_lr`` where torch takes the lr from the optimizer,
+    a composite's first member's, else any (CyclicLR and OneCycleLR overwrite it)."""
+    entry = registry.lookup(config["name"])
+    if entry.torch_lr is not None:
+        return config[entry.torch_lr]
+    if entry.members is not None:
+        members = config[entry.members]
+        return optimizer_lr(members[0] if isinstance(members, list) else members)
+    return 0.1
+
+
+def torch_scheduler(config, optimizer=None):
+    """torch's scheduler of an lrjax config: the entry's torch class (``entry.torch_type()``) with the same
+    keywords, on SGD (momentum 0.9) whose lr is ``base_lr``; a composite's members built first, in order, on the
+    same optimizer (torch's ``schedulers``)."""
+    entry = registry.lookup(config["name"])
+    if optimizer is None:
+        optimizer = _opt(lrs=(optimizer_lr(config),))
+    kwargs = {k: v for k, v in config.items() if k != "name"}
+    if entry.members is not None:
+        kwargs["schedulers"] = [torch_scheduler(m, optimizer) for m in kwargs.pop(entry.members)]
+    elif entry.torch_lr is not None:
+        del kwargs[entry.torch_lr]
+    return entry.torch_type()(optimizer=optimizer, **kwargs)
+
+
+def ports():
+    """``{torch class: (make torch scheduler, lrjax port, steps, momentum port or None)}``, from the registry's
+    examples: the port is ``lrjax.from_config(entry.example_config())``, its momentum the momentum partner's
+    example (which must share the lr example's phases), and torch's scheduler the same keywords, with the
+    partner's own (``base_momentum``, ``max_momentum``), given to the torch class."""
+    out = {}
+    for entry in registry.entries():
+        if entry.torch_class is None or entry.role == "plateau":
+            continue
+        config = entry.example_config()
+        torch_config, momentum = config, None
+        if entry.momentum is not None:
+            partner = registry.lookup(entry.momentum).example_config()
+            differ = {k: (config[k], v) for k, v in partner.items() if k != "name" and k in config and v != config[k]}
+            assert not differ, f"the examples of {entry.name} and {partner['name']} differ in {differ}"
+            torch_config = {**config, **{k: v for k, v in partner.items() if k not in config}}
+            momentum = lrjax.from_config(partner)
+        steps = min(STEPS, config.get("total_steps") or STEPS)  # torch's OneCycleLR stops at total_steps
+        out[entry.torch_class] = (functools.partial(torch_scheduler, torch_config), lrjax.from_config(config), steps,
+                                  momentum)
+    return out
 
 
 PLATEAU_METRICS = [1.0, 0.9, 0.95, 0.95, 0.95, float("nan"), 0.89, 0.9, 0.9, 0.9, float("inf"), 0.5, 0.5, 0.5]
 
 
 def test_every_torch_class_has_a_port_here():
-    assert set(ports()) | {"ReduceLROnPlateau"} == set(registry.torch_classes())
+    plateaus = {e.torch_class for e in registry.entries("plateau")}
+    assert set(ports()) | plateaus == set(registry.torch_classes())
+    momenta = {name: p[3] for name, p in ports().items() if p[3] is not None}
+    assert set(momenta) == {e.torch_class for e in registry.entries() if e.momentum}
 
 
 @pytest.mark.parametrize("name", sorted(registry.torch_classes()))
@@ -94,7 +115,7 @@ def test_every_torch_scheduler_class_passes_against_its_lrjax_port(name, bits):
             assert result.steps_compared == len(PLATEAU_METRICS) + 1 and result.worst <= 1
         return
     make, port, steps, momentum = ports()[name]
-    scheduler = make(_opt())
+    scheduler = make()
     result = lt.assert_matches_torch(port, scheduler, steps, momentum=momentum)
     assert result.ok and result.worst <= 1 and result.dtype == ("float64" if bits == 64 else "float32")
 
@@ -114,8 +135,8 @@ def test_from_torch_conversions_pass(name):
         lt.assert_matches_torch(converted, scheduler, metrics=PLATEAU_METRICS[7:] * 2)
         return
     make, _, steps, momentum = ports()[name]
-    opt = _opt()
-    scheduler = make(opt)
+    scheduler = make()
+    opt = scheduler.optimizer
     for _ in range(5):
         opt.step()
         scheduler.step()
