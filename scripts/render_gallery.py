@@ -1,12 +1,14 @@
 #!/usr/bin/env python
 """Renders one figure per torch scheduler, computed by lrjax, into ``docs/gallery/<Class>.png``.
 
-    python scripts/render_gallery.py                 # all 16
+    python scripts/render_gallery.py                 # every torch class of lrjax.registry
     python scripts/render_gallery.py CyclicLR --out /tmp/gallery --dpi 120
 
 Each entry is the lrjax port of a torch scheduler with the hyperparameters of torch's docs or of
 the usual recipes; the cyclic schedulers show their momentum on a second axis, ChainedScheduler
 and SequentialLR their members, ReduceLROnPlateau the synthetic validation loss that drives it.
+Those are written out below (``curated()``); a torch class of the registry without one gets a
+figure of its registry example (``from_example()``), so every class has its figure.
 ``tests/test_plot.py`` renders every entry and checks the drawn values against the schedules.
 """
 
@@ -17,12 +19,14 @@ import dataclasses
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 import lrjax
+from lrjax import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "docs", "gallery")
@@ -41,7 +45,12 @@ class Entry:
     members: dict[str, Callable] | None = None  # drawn thin and dotted (composites)
     milestones: tuple[int, ...] = ()
     metric: np.ndarray | None = None  # ReduceLROnPlateau: the metric of each epoch (1..steps-1)
+    plateau: Any = None  # ReduceLROnPlateau: the plateau the metric drives, from PLATEAU_LR
     note: str = ""
+
+
+PLATEAU_LR = 0.1  # the lr a plateau figure starts from
+STEPS = 100  # steps of a figure drawn from a registry example (or its total_steps)
 
 
 def synthetic_val_loss(epochs: int) -> np.ndarray:
@@ -74,7 +83,53 @@ def table_schedule(values: np.ndarray) -> Callable:
 
 
 def entries() -> list[Entry]:
-    """The 15 gallery entries, in torch's documentation order."""
+    """One entry per torch class of ``lrjax.registry``, in its order: the curated one, or one from its example."""
+    chosen = {e.name: e for e in curated()}
+    return [chosen.get(e.torch_class) or from_example(e) for e in registry.entries() if e.torch_class is not None]
+
+
+def _call(config: dict[str, Any], torch: bool) -> str:
+    """The call a config stands for: lrjax's ``step_lr(base_lr=0.1, step_size=30)`` or torch's
+    ``StepLR(opt, step_size=30)`` (a composite: ``SequentialLR(optimizer=opt, schedulers=[...], ...)``)."""
+    entry = registry.lookup(config["name"])
+    args = [("optimizer=opt" if entry.composite else "opt")] if torch else []
+    for key, value in config.items():
+        if key == "name" or (torch and key == entry.torch_lr):
+            continue
+        if key == entry.members:
+            calls = [_call(m, torch) for m in (value if isinstance(value, list) else [value])]
+            text = f"[{', '.join(calls)}]" if isinstance(value, list) else calls[0]
+            key = "schedulers" if torch else key
+        else:
+            text = value.__name__ if callable(value) else repr(value)
+        args.append(f"{key}={text}")
+    return f"{entry.torch_class if torch else entry.name}({', '.join(args)})"
+
+
+def from_example(entry: registry.Entry) -> Entry:
+    """The figure of a registry entry's example: its lr, its momentum partner's example, a composite's members
+    dotted, a plateau driven by the synthetic validation loss."""
+    config = entry.example_config()
+    steps = int(config.get("total_steps") or STEPS)
+    schedule = lrjax.from_config(config)
+    momentum = members = metric = plateau = None
+    code = _call(config, torch=False)
+    if entry.momentum is not None:
+        partner = registry.lookup(entry.momentum).example_config()
+        momentum = {entry.name: lrjax.from_config(partner)}
+        code += f"; {_call(partner, torch=False)}"
+    if entry.composite:
+        members = {f"{m['name']} (member)": lrjax.from_config(m) for m in config[entry.members]}
+    if entry.role == "plateau":
+        plateau, metric = schedule, synthetic_val_loss(steps)
+        schedule = table_schedule(plateau_lrs(plateau, PLATEAU_LR, metric))
+    return Entry(entry.torch_class, _call(config, torch=True), code, {entry.name: schedule}, steps,
+                 momentum=momentum, members=members, metric=metric, plateau=plateau,
+                 note="registry example" if metric is None else "registry example; a synthetic validation loss")
+
+
+def curated() -> list[Entry]:
+    """The hand-written gallery entries, in torch's documentation order."""
     one_cycle = dict(total_steps=200)
     cyclic = dict(step_size_up=25, mode="triangular2")
     plateau = lrjax.reduce_lr_on_plateau(factor=0.5, patience=5)
@@ -144,8 +199,8 @@ def entries() -> list[Entry]:
               milestones=(10,), note="linear warm-up, then cosine decay"),
         Entry("ReduceLROnPlateau", "ReduceLROnPlateau(opt, factor=0.5, patience=5); scheduler.step(val_loss)",
               "reduce_lr_on_plateau(factor=0.5, patience=5); state = plateau.update(state, val_loss)",
-              {"reduce_lr_on_plateau": table_schedule(plateau_lrs(plateau, 0.1, metric))}, 100,
-              metric=metric, note="driven by a synthetic validation loss (right axis)"),
+              {"reduce_lr_on_plateau": table_schedule(plateau_lrs(plateau, PLATEAU_LR, metric))}, 100,
+              metric=metric, plateau=plateau, note="driven by a synthetic validation loss (right axis)"),
     ]
 
 

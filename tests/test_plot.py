@@ -143,13 +143,16 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch):
 gallery = load_script("render_gallery")
 ENTRIES = gallery.entries()
 TORCH_CLASSES = [e.torch_class for e in lrjax.registry.entries() if e.torch_class is not None]
+# The figure each torch class gets from its registry example where the gallery has no curated entry.
+FROM_EXAMPLES = [gallery.from_example(e) for e in lrjax.registry.entries() if e.torch_class is not None]
 
 
 def test_gallery_has_one_entry_per_torch_scheduler():
     assert sorted(e.name for e in ENTRIES) == sorted(TORCH_CLASSES)
 
 
-@pytest.mark.parametrize("entry", ENTRIES, ids=[e.name for e in ENTRIES])
+@pytest.mark.parametrize("entry", ENTRIES + FROM_EXAMPLES,
+                         ids=[e.name for e in ENTRIES] + [f"{e.name}-example" for e in FROM_EXAMPLES])
 def test_gallery_entry_draws_the_schedule(entry, tmp_path):
     fig, path = gallery.render(entry, str(tmp_path), dpi=40)
     assert os.path.basename(path) == f"{entry.name}.png"
@@ -170,8 +173,8 @@ def test_gallery_entry_draws_the_schedule(entry, tmp_path):
         np.testing.assert_array_equal(fig.axes[1].get_lines()[0].get_ydata(), schedule_values(momentum, steps))
     if entry.metric is not None:
         # The plateau's lrs, recomputed step by step in Python: lr after k metrics.
-        plateau = lrjax.reduce_lr_on_plateau(factor=0.5, patience=5)
-        state = plateau.init(0.1)
+        plateau = entry.plateau
+        state = plateau.init(gallery.PLATEAU_LR)
         lrs = [float(state.lr)]
         for m in entry.metric:
             state = plateau.update(state, m)
