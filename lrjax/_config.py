@@ -158,6 +158,8 @@ def split_momentum(config: Mapping[str, Any] | str) -> tuple[dict[str, Any], dic
         raise ValueError(f"a schedule config must be a dict with a 'name', got {_short(config)}")
     lr = dict(config)
     entry = registry.lookup(lr.get("name"))
+    if entry.role == "momentum":  # cyclic_momentum's own base_momentum / max_momentum are its arguments
+        return lr, None
     torch_keys = {k: lr.pop(k) for k in _TORCH_MOMENTUM_KEYS if k in lr}
     if entry.momentum is None:
         if torch_keys:

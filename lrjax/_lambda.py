@@ -26,6 +26,13 @@ class _Rule(NamedTuple):
     fn: Callable
 
     @property
+    def largest(self) -> float:
+        """The largest factor of any step."""
+        if self.per_step is not None:
+            return float(np.max(self.per_step))
+        return float(self.c) if self.c is not None else 0.0
+
+    @property
     def cumulative(self) -> np.ndarray:
         assert self.per_step is not None
         return np.cumprod(self.per_step)
@@ -171,7 +178,7 @@ class MultiplicativeLR(MultiplicativeMember):
 
     def _finite(self) -> dict[str, Any]:
         rules: tuple[_Rule, ...] = getattr(self, "_rules")
-        factors = [r.c if r.kind == "const" else float(np.max(r.per_step)) for r in rules]
+        factors = [r.largest for r in rules]
         return {"base_lr": self.base_lr, "lr_lambda(step)": max(factors)}
 
     @property

@@ -101,5 +101,8 @@ def test_split_momentum_follows_torch_keywords():
                                  "cycle_momentum": False}) == ({"name": "one_cycle_lr", "max_lr": 0.1,
                                                                "total_steps": 9}, None)
     assert lrjax.split_momentum({"name": "step_lr", "step_size": 3}) == ({"name": "step_lr", "step_size": 3}, None)
+    # A momentum schedule's own base_momentum / max_momentum are its arguments, not torch's CyclicLR keywords.
+    own = {"name": "cyclic_momentum", "base_momentum": 0.8, "max_momentum": 0.9, "step_size_up": 3}
+    assert lrjax.split_momentum(own) == (own, None)
     with pytest.raises(ValueError, match="only CyclicLR and OneCycleLR cycle the momentum, not step_lr"):
         lrjax.split_momentum({"name": "StepLR", "step_size": 3, "base_momentum": 0.8})
