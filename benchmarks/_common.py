@@ -111,10 +111,16 @@ def environment() -> dict[str, Any]:
 
 def _git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                             timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
@@ -196,10 +202,22 @@ def summary(xs: Sequence[float]) -> dict[str, float]:
     """``{"median", "q1", "q3", "min", "max", "n"}`` of ``xs``."""
     s = sorted(float(x) for x in xs)
     if not s:
-        return {"median": float("nan"), "q1": float("nan"), "q3": float("nan"), "min": float("nan"),
-                "max": float("nan"), "n": 0}
-    return {"median": statistics.median(s), "q1": _quantile(s, 0.25), "q3": _quantile(s, 0.75),
-            "min": s[0], "max": s[-1], "n": len(s)}
+        return {
+            "median": float("nan"),
+            "q1": float("nan"),
+            "q3": float("nan"),
+            "min": float("nan"),
+            "max": float("nan"),
+            "n": 0,
+        }
+    return {
+        "median": statistics.median(s),
+        "q1": _quantile(s, 0.25),
+        "q3": _quantile(s, 0.75),
+        "min": s[0],
+        "max": s[-1],
+        "n": len(s),
+    }
 
 
 def ratios(num: Sequence[float], den: Sequence[float]) -> dict[str, float]:
@@ -236,12 +254,20 @@ def fmt_seconds(s: float) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
-def write_result(out_dir: str, name: str, env: dict[str, Any], params: dict[str, Any], rows: list[dict[str, Any]],
-                 **extra: Any) -> str:
+def write_result(
+    out_dir: str, name: str, env: dict[str, Any], params: dict[str, Any], rows: list[dict[str, Any]], **extra: Any
+) -> str:
     """Writes ``{out_dir}/{name}.json``: environment (before and after), parameters, result rows."""
     os.makedirs(out_dir, exist_ok=True)
-    payload = {"schema": SCHEMA, "benchmark": name, "environment": env,
-               "load_average_after": load_average(), "params": params, "rows": rows, **extra}
+    payload = {
+        "schema": SCHEMA,
+        "benchmark": name,
+        "environment": env,
+        "load_average_after": load_average(),
+        "params": params,
+        "rows": rows,
+        **extra,
+    }
     path = os.path.join(out_dir, f"{name}.json")
     with open(path, "w") as f:
         json.dump(payload, f, indent=1, default=_json_default)

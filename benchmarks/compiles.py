@@ -82,10 +82,16 @@ class CompileCounter:
     def summary(self) -> dict[str, Any]:
         names = self.by_name()
         steps = {k: v for k, v in names.items() if k in STEP_FUNCTIONS}
-        return {"compiles": self.count, "step_function_compiles": steps,
-                "eager_op_compiles": sum(v for k, v in names.items() if k not in STEP_FUNCTIONS),
-                "backend_compile_s": self.compile_s, "trace_s": self.trace_s, "lower_s": self.lower_s,
-                "by_name": names, "seconds_by_name": self.seconds_by_name()}
+        return {
+            "compiles": self.count,
+            "step_function_compiles": steps,
+            "eager_op_compiles": sum(v for k, v in names.items() if k not in STEP_FUNCTIONS),
+            "backend_compile_s": self.compile_s,
+            "trace_s": self.trace_s,
+            "lower_s": self.lower_s,
+            "by_name": names,
+            "seconds_by_name": self.seconds_by_name(),
+        }
 
 
 def trainer_run(epochs: int, **changes: Any) -> dict[str, Any]:
@@ -100,8 +106,14 @@ def trainer_run(epochs: int, **changes: Any) -> dict[str, Any]:
     with CompileCounter() as counter:
         result = train.train_and_evaluate(config, None, log=lambda line: None)
     out = counter.summary()
-    out.update({"epochs": epochs, "steps": int(result.state.step), "wall_s": time.perf_counter() - start,
-                "final_accuracy": result.history[-1]["test_accuracy"]})
+    out.update(
+        {
+            "epochs": epochs,
+            "steps": int(result.state.step),
+            "wall_s": time.perf_counter() - start,
+            "final_accuracy": result.history[-1]["test_accuracy"],
+        }
+    )
     return out
 
 
@@ -114,8 +126,13 @@ def lrjax_runs(steps: int) -> list[dict[str, Any]]:
     import lrjax
 
     rows = []
-    schedule = lrjax.sequential_lr([lrjax.linear_lr(0.1, start_factor=0.01, total_iters=100),
-                                    lrjax.cosine_annealing_lr(0.1, T_max=900, eta_min=1e-4)], milestones=[100])
+    schedule = lrjax.sequential_lr(
+        [
+            lrjax.linear_lr(0.1, start_factor=0.01, total_iters=100),
+            lrjax.cosine_annealing_lr(0.1, T_max=900, eta_min=1e-4),
+        ],
+        milestones=[100],
+    )
     tx = optax.inject_hyperparams(optax.adam)(learning_rate=schedule)
     params = {"w": jnp.zeros((8,)), "b": jnp.zeros(())}
 
@@ -132,16 +149,20 @@ def lrjax_runs(steps: int) -> list[dict[str, Any]]:
         for _ in range(steps):
             params, opt_state = train_step(params, opt_state, x)
         jax.block_until_ready(params)
-    rows.append({"case": f"jitted train step, {steps} calls (schedule inside, via inject_hyperparams)",
-                 "calls": steps, **c.summary()})
+    rows.append(
+        {
+            "case": f"jitted train step, {steps} calls (schedule inside, via inject_hyperparams)",
+            "calls": steps,
+            **c.summary(),
+        }
+    )
 
     jax.clear_caches()
     f = jax.jit(schedule)
     with CompileCounter() as c:
         for t in range(steps):
             f(t)
-    rows.append({"case": f"jax.jit(schedule)(t) for t in range({steps}) (Python ints)", "calls": steps,
-                 **c.summary()})
+    rows.append({"case": f"jax.jit(schedule)(t) for t in range({steps}) (Python ints)", "calls": steps, **c.summary()})
 
     jax.clear_caches()
     with CompileCounter() as c:
@@ -150,26 +171,42 @@ def lrjax_runs(steps: int) -> list[dict[str, Any]]:
             schedule(t)
             if t == 0:
                 first = c.count
-    rows.append({"case": f"schedule(t) eagerly for t in range({steps})", "calls": steps,
-                 "compiles_at_first_call": first, **c.summary()})
+    rows.append(
+        {
+            "case": f"schedule(t) eagerly for t in range({steps})",
+            "calls": steps,
+            "compiles_at_first_call": first,
+            **c.summary(),
+        }
+    )
     return rows
 
 
 CONFIGS = ("linear", "plateau", "progress", "cnn")
 
 
-def run(epochs: list[int] | None = None, cnn_epochs: list[int] | None = None, lrjax_steps: int = 1000,
-        out: str = _common.RESULTS_DIR, train_examples: int | None = None,
-        configs: list[str] | None = None) -> dict[str, Any]:
+def run(
+    epochs: list[int] | None = None,
+    cnn_epochs: list[int] | None = None,
+    lrjax_steps: int = 1000,
+    out: str = _common.RESULTS_DIR,
+    train_examples: int | None = None,
+    configs: list[str] | None = None,
+) -> dict[str, Any]:
     env = _common.print_environment("Compilations over a training run")
     epochs = epochs or [1, 2, 5, 10]
     cnn_epochs = cnn_epochs or [1, 2]
     rows = []
-    runs = {"linear": ("linear", {}, epochs),
-            "plateau": ("linear, ReduceLROnPlateau",
-                        {"schedule": {"name": "reduce_lr_on_plateau", "patience": 1}}, epochs[:3]),
-            "progress": ("linear, progress bar (scan in 20 pieces)", {"progress": True}, epochs[:2]),
-            "cnn": ("cnn", {"model": "cnn"}, cnn_epochs)}
+    runs = {
+        "linear": ("linear", {}, epochs),
+        "plateau": (
+            "linear, ReduceLROnPlateau",
+            {"schedule": {"name": "reduce_lr_on_plateau", "patience": 1}},
+            epochs[:3],
+        ),
+        "progress": ("linear, progress bar (scan in 20 pieces)", {"progress": True}, epochs[:2]),
+        "cnn": ("cnn", {"model": "cnn"}, cnn_epochs),
+    }
     for label, changes, counts in (runs[c] for c in (configs or CONFIGS)):
         if train_examples is not None:
             changes = {**changes, "train_examples": train_examples, "test_examples": train_examples}
@@ -185,15 +222,23 @@ def run(epochs: list[int] | None = None, cnn_epochs: list[int] | None = None, lr
                 r = trainer_run(e, **changes)
             r["config"] = label
             rows.append(r)
-            print(f"  {e:3d} epochs ({r['steps']:5d} steps): {r['compiles']:3d} compilations "
-                  f"({r['backend_compile_s']:.2f} s compiling, {r['trace_s'] + r['lower_s']:.2f} s tracing+lowering), "
-                  f"step functions {r['step_function_compiles']}, eager ops {r['eager_op_compiles']}", flush=True)
+            print(
+                f"  {e:3d} epochs ({r['steps']:5d} steps): {r['compiles']:3d} compilations "
+                f"({r['backend_compile_s']:.2f} s compiling, {r['trace_s'] + r['lower_s']:.2f} s tracing+lowering), "
+                f"step functions {r['step_function_compiles']}, eager ops {r['eager_op_compiles']}",
+                flush=True,
+            )
     print("\nlrjax schedules at many steps:")
     lr_rows = lrjax_runs(lrjax_steps)
     for r in lr_rows:
         print(f"  {r['case']}: {r['compiles']} compilations ({r['backend_compile_s']:.2f} s) {r['by_name']}")
-    params = {"epochs": epochs, "cnn_epochs": cnn_epochs, "lrjax_steps": lrjax_steps, "configs": configs or CONFIGS,
-              "targets": {"compiles": "one per distinct step function; none as the step count grows"}}
+    params = {
+        "epochs": epochs,
+        "cnn_epochs": cnn_epochs,
+        "lrjax_steps": lrjax_steps,
+        "configs": configs or CONFIGS,
+        "targets": {"compiles": "one per distinct step function; none as the step count grows"},
+    }
     path = _common.write_result(out, "compiles", env, params, rows, lrjax=lr_rows)
     print(f"wrote {path}")
     return {"env": env, "params": params, "rows": rows, "lrjax": lr_rows}

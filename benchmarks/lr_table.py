@@ -56,79 +56,148 @@ def cases() -> list[Case]:
         return 1.0 / (1.0 + 1e-4 * jnp.asarray(t, jnp.float32))
 
     return [
-        Case("StepLR", lambda L, o, n: L.StepLR(o, step_size=50_000, gamma=0.8),
-             lambda n: lrjax.step_lr(BASE_LR, step_size=50_000, gamma=0.8),
-             "exponential_decay(staircase=True)",
-             lambda n: optax.exponential_decay(BASE_LR, 50_000, 0.8, staircase=True)),
-        Case("MultiStepLR", lambda L, o, n: L.MultiStepLR(o, milestones=[300_000, 600_000, 900_000], gamma=0.3),
-             lambda n: lrjax.multi_step_lr(BASE_LR, milestones=[300_000, 600_000, 900_000], gamma=0.3),
-             "piecewise_constant_schedule",
-             lambda n: optax.piecewise_constant_schedule(BASE_LR, {300_000: 0.3, 600_000: 0.3, 900_000: 0.3})),
-        Case("ConstantLR", lambda L, o, n: L.ConstantLR(o, factor=0.3, total_iters=500_000),
-             lambda n: lrjax.constant_lr(BASE_LR, factor=0.3, total_iters=500_000),
-             "piecewise_constant_schedule",
-             lambda n: optax.piecewise_constant_schedule(BASE_LR * 0.3, {500_000: 1 / 0.3})),
-        Case("LinearLR", lambda L, o, n: L.LinearLR(o, start_factor=0.01, end_factor=1.0, total_iters=100_000),
-             lambda n: lrjax.linear_lr(BASE_LR, start_factor=0.01, end_factor=1.0, total_iters=100_000),
-             "linear_schedule",
-             lambda n: optax.linear_schedule(BASE_LR * 0.01, BASE_LR, 100_000)),
-        Case("ExponentialLR", lambda L, o, n: L.ExponentialLR(o, gamma=0.999995),
-             lambda n: lrjax.exponential_lr(BASE_LR, gamma=0.999995),
-             "exponential_decay",
-             lambda n: optax.exponential_decay(BASE_LR, 1, 0.999995)),
-        Case("PolynomialLR", lambda L, o, n: L.PolynomialLR(o, total_iters=999_000, power=2.0),
-             lambda n: lrjax.polynomial_lr(BASE_LR, total_iters=999_000, power=2.0),
-             "polynomial_schedule",
-             lambda n: optax.polynomial_schedule(BASE_LR, 0.0, 2.0, 999_000)),
-        Case("CosineAnnealingLR", lambda L, o, n: L.CosineAnnealingLR(o, T_max=1_000_000, eta_min=1e-4),
-             lambda n: lrjax.cosine_annealing_lr(BASE_LR, T_max=1_000_000, eta_min=1e-4),
-             "cosine_decay_schedule",
-             lambda n: optax.cosine_decay_schedule(BASE_LR, 1_000_000, alpha=1e-3),
-             "T_max = 10^6 so that optax's (non-periodic) cosine is the same curve"),
-        Case("CosineAnnealingWarmRestarts",
-             lambda L, o, n: L.CosineAnnealingWarmRestarts(o, T_0=1000, T_mult=2, eta_min=1e-5),
-             lambda n: lrjax.cosine_annealing_warm_restarts(BASE_LR, T_0=1000, T_mult=2, eta_min=1e-5),
-             "sgdr_schedule (10 cycles)",
-             lambda n: optax.sgdr_schedule([
-                 {"init_value": BASE_LR, "peak_value": BASE_LR, "warmup_steps": 0,
-                  "decay_steps": 1000 * 2**i, "end_value": 1e-5} for i in range(_cycles(n, 1000, 2))])),
-        Case("CyclicLR", lambda L, o, n: L.CyclicLR(o, base_lr=0.001, max_lr=0.1, step_size_up=2000,
-                                                 cycle_momentum=False),
-             lambda n: lrjax.cyclic_lr(0.001, 0.1, step_size_up=2000), note="no optax equivalent"),
-        Case("OneCycleLR", lambda L, o, n: L.OneCycleLR(o, max_lr=0.1, total_steps=max(n, 2),
-                                                     cycle_momentum=False),
-             lambda n: lrjax.one_cycle_lr(0.1, total_steps=max(n, 2)),
-             "cosine_onecycle_schedule",
-             lambda n: optax.cosine_onecycle_schedule(max(n, 2), 0.1),
-             "optax's phases end one step later than torch's"),
-        Case("LambdaLR", lambda L, o, n: L.LambdaLR(o, lr_lambda=lambda e: 1.0 / (1.0 + 1e-4 * e)),
-             lambda n: lrjax.lambda_lr(BASE_LR, inv),
-             "the same jnp function", lambda n: (lambda t: BASE_LR * inv(t)),
-             "optax takes any function: the peer is the bare lambda"),
-        Case("MultiplicativeLR", lambda L, o, n: L.MultiplicativeLR(o, lr_lambda=lambda e: 0.999999),
-             lambda n: lrjax.multiplicative_lr(BASE_LR, lambda e: 0.999999),
-             "exponential_decay",
-             lambda n: optax.exponential_decay(BASE_LR, 1, 0.999999)),
-        Case("SWALR", lambda L, o, n: _swa().SWALR(o, swa_lr=0.01, anneal_epochs=100_000),
-             lambda n: lrjax.swalr(BASE_LR, swa_lr=0.01, anneal_epochs=100_000),
-             "cosine_decay_schedule",
-             lambda n: optax.cosine_decay_schedule(BASE_LR, 100_000, alpha=0.01 / BASE_LR),
-             "optax's cosine decay to alpha * init_value is the same curve"),
-        Case("SequentialLR", lambda L, o, n: L.SequentialLR(
-                 o, [L.LinearLR(o, start_factor=0.01, total_iters=10_000),
-                     L.CosineAnnealingLR(o, T_max=990_000, eta_min=1e-5)], milestones=[10_000]),
-             lambda n: lrjax.sequential_lr([lrjax.linear_lr(BASE_LR, start_factor=0.01, total_iters=10_000),
-                                            lrjax.cosine_annealing_lr(BASE_LR, T_max=990_000, eta_min=1e-5)],
-                                           milestones=[10_000]),
-             "warmup_cosine_decay_schedule",
-             lambda n: optax.warmup_cosine_decay_schedule(BASE_LR * 0.01, BASE_LR, 10_000, 1_000_000, 1e-5),
-             "linear warm-up 10^4 steps, then cosine"),
-        Case("ChainedScheduler", lambda L, o, n: L.ChainedScheduler(
-                 [L.LinearLR(o, start_factor=0.01, total_iters=10_000),
-                  L.CosineAnnealingLR(o, T_max=200_000, eta_min=1e-4)]),
-             lambda n: lrjax.chained_scheduler([lrjax.linear_lr(BASE_LR, start_factor=0.01, total_iters=10_000),
-                                                lrjax.cosine_annealing_lr(BASE_LR, T_max=200_000, eta_min=1e-4)]),
-             note="LinearLR x CosineAnnealingLR(eta_min>0): no closed form in torch, no optax equivalent"),
+        Case(
+            "StepLR",
+            lambda L, o, n: L.StepLR(o, step_size=50_000, gamma=0.8),
+            lambda n: lrjax.step_lr(BASE_LR, step_size=50_000, gamma=0.8),
+            "exponential_decay(staircase=True)",
+            lambda n: optax.exponential_decay(BASE_LR, 50_000, 0.8, staircase=True),
+        ),
+        Case(
+            "MultiStepLR",
+            lambda L, o, n: L.MultiStepLR(o, milestones=[300_000, 600_000, 900_000], gamma=0.3),
+            lambda n: lrjax.multi_step_lr(BASE_LR, milestones=[300_000, 600_000, 900_000], gamma=0.3),
+            "piecewise_constant_schedule",
+            lambda n: optax.piecewise_constant_schedule(BASE_LR, {300_000: 0.3, 600_000: 0.3, 900_000: 0.3}),
+        ),
+        Case(
+            "ConstantLR",
+            lambda L, o, n: L.ConstantLR(o, factor=0.3, total_iters=500_000),
+            lambda n: lrjax.constant_lr(BASE_LR, factor=0.3, total_iters=500_000),
+            "piecewise_constant_schedule",
+            lambda n: optax.piecewise_constant_schedule(BASE_LR * 0.3, {500_000: 1 / 0.3}),
+        ),
+        Case(
+            "LinearLR",
+            lambda L, o, n: L.LinearLR(o, start_factor=0.01, end_factor=1.0, total_iters=100_000),
+            lambda n: lrjax.linear_lr(BASE_LR, start_factor=0.01, end_factor=1.0, total_iters=100_000),
+            "linear_schedule",
+            lambda n: optax.linear_schedule(BASE_LR * 0.01, BASE_LR, 100_000),
+        ),
+        Case(
+            "ExponentialLR",
+            lambda L, o, n: L.ExponentialLR(o, gamma=0.999995),
+            lambda n: lrjax.exponential_lr(BASE_LR, gamma=0.999995),
+            "exponential_decay",
+            lambda n: optax.exponential_decay(BASE_LR, 1, 0.999995),
+        ),
+        Case(
+            "PolynomialLR",
+            lambda L, o, n: L.PolynomialLR(o, total_iters=999_000, power=2.0),
+            lambda n: lrjax.polynomial_lr(BASE_LR, total_iters=999_000, power=2.0),
+            "polynomial_schedule",
+            lambda n: optax.polynomial_schedule(BASE_LR, 0.0, 2.0, 999_000),
+        ),
+        Case(
+            "CosineAnnealingLR",
+            lambda L, o, n: L.CosineAnnealingLR(o, T_max=1_000_000, eta_min=1e-4),
+            lambda n: lrjax.cosine_annealing_lr(BASE_LR, T_max=1_000_000, eta_min=1e-4),
+            "cosine_decay_schedule",
+            lambda n: optax.cosine_decay_schedule(BASE_LR, 1_000_000, alpha=1e-3),
+            "T_max = 10^6 so that optax's (non-periodic) cosine is the same curve",
+        ),
+        Case(
+            "CosineAnnealingWarmRestarts",
+            lambda L, o, n: L.CosineAnnealingWarmRestarts(o, T_0=1000, T_mult=2, eta_min=1e-5),
+            lambda n: lrjax.cosine_annealing_warm_restarts(BASE_LR, T_0=1000, T_mult=2, eta_min=1e-5),
+            "sgdr_schedule (10 cycles)",
+            lambda n: optax.sgdr_schedule(
+                [
+                    {
+                        "init_value": BASE_LR,
+                        "peak_value": BASE_LR,
+                        "warmup_steps": 0,
+                        "decay_steps": 1000 * 2**i,
+                        "end_value": 1e-5,
+                    }
+                    for i in range(_cycles(n, 1000, 2))
+                ]
+            ),
+        ),
+        Case(
+            "CyclicLR",
+            lambda L, o, n: L.CyclicLR(o, base_lr=0.001, max_lr=0.1, step_size_up=2000, cycle_momentum=False),
+            lambda n: lrjax.cyclic_lr(0.001, 0.1, step_size_up=2000),
+            note="no optax equivalent",
+        ),
+        Case(
+            "OneCycleLR",
+            lambda L, o, n: L.OneCycleLR(o, max_lr=0.1, total_steps=max(n, 2), cycle_momentum=False),
+            lambda n: lrjax.one_cycle_lr(0.1, total_steps=max(n, 2)),
+            "cosine_onecycle_schedule",
+            lambda n: optax.cosine_onecycle_schedule(max(n, 2), 0.1),
+            "optax's phases end one step later than torch's",
+        ),
+        Case(
+            "LambdaLR",
+            lambda L, o, n: L.LambdaLR(o, lr_lambda=lambda e: 1.0 / (1.0 + 1e-4 * e)),
+            lambda n: lrjax.lambda_lr(BASE_LR, inv),
+            "the same jnp function",
+            lambda n: lambda t: BASE_LR * inv(t),
+            "optax takes any function: the peer is the bare lambda",
+        ),
+        Case(
+            "MultiplicativeLR",
+            lambda L, o, n: L.MultiplicativeLR(o, lr_lambda=lambda e: 0.999999),
+            lambda n: lrjax.multiplicative_lr(BASE_LR, lambda e: 0.999999),
+            "exponential_decay",
+            lambda n: optax.exponential_decay(BASE_LR, 1, 0.999999),
+        ),
+        Case(
+            "SWALR",
+            lambda L, o, n: _swa().SWALR(o, swa_lr=0.01, anneal_epochs=100_000),
+            lambda n: lrjax.swalr(BASE_LR, swa_lr=0.01, anneal_epochs=100_000),
+            "cosine_decay_schedule",
+            lambda n: optax.cosine_decay_schedule(BASE_LR, 100_000, alpha=0.01 / BASE_LR),
+            "optax's cosine decay to alpha * init_value is the same curve",
+        ),
+        Case(
+            "SequentialLR",
+            lambda L, o, n: L.SequentialLR(
+                o,
+                [
+                    L.LinearLR(o, start_factor=0.01, total_iters=10_000),
+                    L.CosineAnnealingLR(o, T_max=990_000, eta_min=1e-5),
+                ],
+                milestones=[10_000],
+            ),
+            lambda n: lrjax.sequential_lr(
+                [
+                    lrjax.linear_lr(BASE_LR, start_factor=0.01, total_iters=10_000),
+                    lrjax.cosine_annealing_lr(BASE_LR, T_max=990_000, eta_min=1e-5),
+                ],
+                milestones=[10_000],
+            ),
+            "warmup_cosine_decay_schedule",
+            lambda n: optax.warmup_cosine_decay_schedule(BASE_LR * 0.01, BASE_LR, 10_000, 1_000_000, 1e-5),
+            "linear warm-up 10^4 steps, then cosine",
+        ),
+        Case(
+            "ChainedScheduler",
+            lambda L, o, n: L.ChainedScheduler(
+                [
+                    L.LinearLR(o, start_factor=0.01, total_iters=10_000),
+                    L.CosineAnnealingLR(o, T_max=200_000, eta_min=1e-4),
+                ]
+            ),
+            lambda n: lrjax.chained_scheduler(
+                [
+                    lrjax.linear_lr(BASE_LR, start_factor=0.01, total_iters=10_000),
+                    lrjax.cosine_annealing_lr(BASE_LR, T_max=200_000, eta_min=1e-4),
+                ]
+            ),
+            note="LinearLR x CosineAnnealingLR(eta_min>0): no closed form in torch, no optax equivalent",
+        ),
     ]
 
 
@@ -303,8 +372,9 @@ def bench_plateau(n: int, rounds: int, pairs: int) -> dict[str, Any]:
         return Jitted(run, metrics_dev)
 
     def make_optax():
-        tx = optax.contrib.reduce_on_plateau(factor=PLATEAU["factor"], patience=PLATEAU["patience"],
-                                             rtol=PLATEAU["threshold"], atol=0.0)
+        tx = optax.contrib.reduce_on_plateau(
+            factor=PLATEAU["factor"], patience=PLATEAU["patience"], rtol=PLATEAU["threshold"], atol=0.0
+        )
 
         def run(ms):
             def body(state, m):
@@ -333,9 +403,12 @@ def bench_plateau(n: int, rounds: int, pairs: int) -> dict[str, Any]:
                 gc.enable()
         return out
 
-    row: dict[str, Any] = {"id": "ReduceLROnPlateau", "steps": n,
-                           "optax_peer": "contrib.reduce_on_plateau (not equivalent)",
-                           "note": "10^6 update(metric) calls in lax.scan; a state machine, not a closed form"}
+    row: dict[str, Any] = {
+        "id": "ReduceLROnPlateau",
+        "steps": n,
+        "optax_peer": "contrib.reduce_on_plateau (not equivalent)",
+        "note": "10^6 update(metric) calls in lax.scan; a state machine, not a closed form",
+    }
     lrjax_fn = make_lrjax()
     first = {"lrjax": _common.time_call(lrjax_fn)}
     optax_fn = make_optax()
@@ -372,8 +445,14 @@ def bench_plateau(n: int, rounds: int, pairs: int) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------
 
 
-def run(steps: int = 1_000_000, rounds: int = 3, pairs: int = 10, only: list[str] | None = None,
-        out: str = _common.RESULTS_DIR, plateau: bool = True) -> dict[str, Any]:
+def run(
+    steps: int = 1_000_000,
+    rounds: int = 3,
+    pairs: int = 10,
+    only: list[str] | None = None,
+    out: str = _common.RESULTS_DIR,
+    plateau: bool = True,
+) -> dict[str, Any]:
     env = _common.print_environment(f"LR table: {steps:,} steps per scheduler (lrjax jit(vmap) vs torch vs optax)")
     rows = []
     for case in cases():
@@ -386,20 +465,30 @@ def run(steps: int = 1_000_000, rounds: int = 3, pairs: int = 10, only: list[str
         row = bench_plateau(steps, rounds, pairs)
         rows.append(row)
         print(_line(row), flush=True)
-    params = {"steps": steps, "rounds": rounds, "pairs": pairs, "base_lr": BASE_LR, "plateau": PLATEAU,
-              "targets": {"speedup_vs_torch": ">= 300", "lrjax_over_optax": "<= 1.25"}}
+    params = {
+        "steps": steps,
+        "rounds": rounds,
+        "pairs": pairs,
+        "base_lr": BASE_LR,
+        "plateau": PLATEAU,
+        "targets": {"speedup_vs_torch": ">= 300", "lrjax_over_optax": "<= 1.25"},
+    }
     path = _common.write_result(out, "lr_table", env, params, rows)
     print(f"wrote {path}")
     return {"env": env, "params": params, "rows": rows}
 
 
 def _line(row: dict[str, Any]) -> str:
-    s = (f"{row['id']:28s} torch {_common.fmt_seconds(row['torch_s']['median']):>9s}  "
-         f"lrjax {_common.fmt_seconds(row['lrjax_s']['median']):>9s}  "
-         f"speed-up {_common.fmt_ratio(row['speedup_vs_torch'], 0):>22s}")
+    s = (
+        f"{row['id']:28s} torch {_common.fmt_seconds(row['torch_s']['median']):>9s}  "
+        f"lrjax {_common.fmt_seconds(row['lrjax_s']['median']):>9s}  "
+        f"speed-up {_common.fmt_ratio(row['speedup_vs_torch'], 0):>22s}"
+    )
     if "lrjax_over_optax" in row:
-        s += (f"  optax {_common.fmt_seconds(row['optax_s']['median']):>9s}  "
-              f"lrjax/optax {_common.fmt_ratio(row['lrjax_over_optax']):>20s}")
+        s += (
+            f"  optax {_common.fmt_seconds(row['optax_s']['median']):>9s}  "
+            f"lrjax/optax {_common.fmt_ratio(row['lrjax_over_optax']):>20s}"
+        )
     s += f"  compile {_common.fmt_seconds(row['lrjax_compile_s'])}  max rel diff {row['max_rel_diff_vs_torch']:.1e}"
     return s
 

@@ -43,8 +43,12 @@ def _timed(argv: list[str], env: dict[str, str]) -> dict[str, Any]:
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} exited with {proc.returncode}: {proc.stderr[-2000:]}")
-    return {"wall_s": wall, "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-            "seed_lines": len(SEED_LINES.findall(proc.stdout)), "stdout": proc.stdout}
+    return {
+        "wall_s": wall,
+        "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        "seed_lines": len(SEED_LINES.findall(proc.stdout)),
+        "stdout": proc.stdout,
+    }
 
 
 def run(rounds: int = 5, out: str = _common.RESULTS_DIR, epochs: int = 5) -> dict[str, Any]:
@@ -56,8 +60,15 @@ def run(rounds: int = 5, out: str = _common.RESULTS_DIR, epochs: int = 5) -> dic
     warm_cache = os.path.join(scratch, "warm-cache")
     sides = {
         "torch": lambda r: [sys.executable, os.path.join("benchmarks", "torch_seed.py")],
-        "cold": lambda r: main + ["--workdir", os.path.join(scratch, f"cold-{r}"),
-                                  "--compilation-cache", os.path.join(scratch, f"cold-cache-{r}")],
+        "cold": lambda r: (
+            main
+            + [
+                "--workdir",
+                os.path.join(scratch, f"cold-{r}"),
+                "--compilation-cache",
+                os.path.join(scratch, f"cold-cache-{r}"),
+            ]
+        ),
         "warm": lambda r: main + ["--workdir", os.path.join(scratch, f"warm-{r}"), "--compilation-cache", warm_cache],
     }
     try:
@@ -66,22 +77,27 @@ def run(rounds: int = 5, out: str = _common.RESULTS_DIR, epochs: int = 5) -> dic
         runs: dict[str, list[dict[str, Any]]] = {name: [] for name in sides}
         names = list(sides)
         for r in range(rounds):
-            for name in names[r % 3:] + names[: r % 3]:
+            for name in names[r % 3 :] + names[: r % 3]:
                 result = _timed(sides[name](r), env)
                 runs[name].append(result)
-                print(f"  round {r + 1} {name:5s}: {result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} s CPU, "
-                      f"{result['seed_lines']} seed lines", flush=True)
+                print(
+                    f"  round {r + 1} {name:5s}: {result['wall_s']:.2f} s wall, {result['cpu_s']:.2f} s CPU, "
+                    f"{result['seed_lines']} seed lines",
+                    flush=True,
+                )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     for name, results in runs.items():
         expected_lines = 10 if name == "torch" else 2 * epochs  # the seed script runs its 5 epochs
         for result in results:
             if result["seed_lines"] != expected_lines:
-                raise RuntimeError(f"{name} printed {result['seed_lines']} seed-style lines, not {expected_lines}:\n"
-                                   f"{result['stdout']}")
+                raise RuntimeError(
+                    f"{name} printed {result['seed_lines']} seed-style lines, not {expected_lines}:\n{result['stdout']}"
+                )
     wall = {name: [x["wall_s"] for x in results] for name, results in runs.items()}
     row = {
-        "job": f"python -m examples.mnist.main (linear, Adam + StepLR, batch 64, {epochs} epochs, 4,000 / 1,000 digits)",
+        "job": f"python -m examples.mnist.main (linear, Adam + StepLR, batch 64, {epochs} epochs, "
+        "4,000 / 1,000 digits)",
         "peer": "python benchmarks/torch_seed.py (the seed's PyTorch example, same digits, torch's default threads)",
         **{f"{name}_wall_s": _common.summary(wall[name]) for name in sides},
         **{f"{name}_cpu_s": _common.summary([x["cpu_s"] for x in runs[name]]) for name in sides},
@@ -89,9 +105,12 @@ def run(rounds: int = 5, out: str = _common.RESULTS_DIR, epochs: int = 5) -> dic
         "warm_over_torch": _common.ratios(wall["warm"], wall["torch"]),
         "target": "cold <= 0.6x torch's wall time, warm less",
     }
-    print(f"  => whole process, median of {rounds} rounds: torch {row['torch_wall_s']['median']:.2f} s, "
-          f"JAX cold {row['cold_wall_s']['median']:.2f} s ({_common.fmt_ratio(row['cold_over_torch'])} torch), "
-          f"warm {row['warm_wall_s']['median']:.2f} s ({_common.fmt_ratio(row['warm_over_torch'])} torch)", flush=True)
+    print(
+        f"  => whole process, median of {rounds} rounds: torch {row['torch_wall_s']['median']:.2f} s, "
+        f"JAX cold {row['cold_wall_s']['median']:.2f} s ({_common.fmt_ratio(row['cold_over_torch'])} torch), "
+        f"warm {row['warm_wall_s']['median']:.2f} s ({_common.fmt_ratio(row['warm_over_torch'])} torch)",
+        flush=True,
+    )
     params = {"rounds": rounds, "epochs": epochs}
     path = _common.write_result(out, "main_job", env_info, params, [row])
     print(f"wrote {path}")

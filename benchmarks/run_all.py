@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> None:
             from benchmarks import train_step
 
             if args.quick:
-                train_step.run(2, ["linear"], ["per_epoch(step_lr)", "cosine_annealing_lr", "reduce_lr_on_plateau"],
-                               out=args.out, steps=4)
+                train_step.run(
+                    2,
+                    ["linear"],
+                    ["per_epoch(step_lr)", "cosine_annealing_lr", "reduce_lr_on_plateau"],
+                    out=args.out,
+                    steps=4,
+                )
                 train_step.run_sequential_diagnostic(2, args.out, steps=4)
             else:
                 train_step.run(args.step_pairs, out=args.out)
@@ -78,11 +83,22 @@ def main(argv: list[str] | None = None) -> None:
 
     if set(only) == set(BENCHMARKS):  # a complete run: its command and time head RESULTS.md
         with open(os.path.join(args.out, "run_all.json"), "w") as f:
-            json.dump({"command": command.strip(), "runtime_s": runtime, "seconds": timings,
-                       "time_utc": _common.environment()["time_utc"]}, f, indent=1)
+            json.dump(
+                {
+                    "command": command.strip(),
+                    "runtime_s": runtime,
+                    "seconds": timings,
+                    "time_utc": _common.environment()["time_utc"],
+                },
+                f,
+                indent=1,
+            )
             f.write("\n")
-    path = report.write(args.out, runtime if set(only) == set(BENCHMARKS) else None,
-                        command.strip() if set(only) == set(BENCHMARKS) else None)
+    path = report.write(
+        args.out,
+        runtime if set(only) == set(BENCHMARKS) else None,
+        command.strip() if set(only) == set(BENCHMARKS) else None,
+    )
     print(f"wrote {path}")
     print("times: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()) + f"; total {runtime:.0f} s")
 

@@ -103,6 +103,14 @@ def train_torch_cnn(
         test_loss, accuracy = evaluate(model, test_loader)
         log(f"Test Accuracy: {accuracy:.2f}%")
         sched.step()
-        history.append({"epoch": epoch, "lr": lr_used, "train_loss": train_loss, "test_loss": test_loss,
-                        "test_accuracy": accuracy, "seconds": time.perf_counter() - start})
+        history.append(
+            {
+                "epoch": epoch,
+                "lr": lr_used,
+                "train_loss": train_loss,
+                "test_loss": test_loss,
+                "test_accuracy": accuracy,
+                "seconds": time.perf_counter() - start,
+            }
+        )
     return history

@@ -64,7 +64,7 @@ def train(epoch):
         loss.backward()
         optimizer.step()
         total_loss += loss.item()
-    print(f'Epoch {epoch}, Loss: {total_loss / len(train_loader):.4f}, LR: {optimizer.param_groups[0]["lr"]:.6f}')
+    print(f"Epoch {epoch}, Loss: {total_loss / len(train_loader):.4f}, LR: {optimizer.param_groups[0]['lr']:.6f}")
 
 
 # Step 5: testing
@@ -78,8 +78,8 @@ def test():
             _, predicted = torch.max(output.data, 1)
             total += target.size(0)
             correct += (predicted == target).sum().item()
-    accuracy = 100. * correct / total
-    print(f'Test Accuracy: {accuracy:.2f}%')
+    accuracy = 100.0 * correct / total
+    print(f"Test Accuracy: {accuracy:.2f}%")
 
 
 # Step 6: the loop

@@ -54,38 +54,50 @@ def schedules(steps_per_epoch: int) -> dict[str, Callable[[], dict[str, Any]]]:
         return lambda: {"lr": lr(), "what": what, **{k: v() for k, v in extra.items()}}
 
     def warmup_cosine():
-        return [lrjax.linear_lr(LR, start_factor=0.01, total_iters=5 * n),
-                lrjax.cosine_annealing_lr(LR, T_max=100 * n, eta_min=1e-5)]
+        return [
+            lrjax.linear_lr(LR, start_factor=0.01, total_iters=5 * n),
+            lrjax.cosine_annealing_lr(LR, T_max=100 * n, eta_min=1e-5),
+        ]
 
     return {
         "constant (peer)": spec(lambda: LR, "inject_hyperparams(adam)(learning_rate=1e-3)"),
         "step_lr": spec(lambda: lrjax.step_lr(LR, step_size=2 * n, gamma=0.1), "step_size 2 epochs"),
-        "per_epoch(step_lr)": spec(lambda: lrjax.per_epoch(lrjax.step_lr(LR, step_size=2, gamma=0.1), n),
-                                   "the trainer's default: StepLR(2, 0.1) stepped per epoch"),
+        "per_epoch(step_lr)": spec(
+            lambda: lrjax.per_epoch(lrjax.step_lr(LR, step_size=2, gamma=0.1), n),
+            "the trainer's default: StepLR(2, 0.1) stepped per epoch",
+        ),
         "multi_step_lr": spec(lambda: lrjax.multi_step_lr(LR, [10 * n, 20 * n, 30 * n], 0.1), "3 milestones"),
         "constant_lr": spec(lambda: lrjax.constant_lr(LR, factor=0.5, total_iters=5 * n), "factor 0.5, 5 epochs"),
         "linear_lr": spec(lambda: lrjax.linear_lr(LR, start_factor=0.1, total_iters=5 * n), "warm-up, 5 epochs"),
         "exponential_lr": spec(lambda: lrjax.exponential_lr(LR, gamma=0.9999), "gamma 0.9999"),
         "polynomial_lr": spec(lambda: lrjax.polynomial_lr(LR, total_iters=1000 * n, power=2.0), "power 2"),
-        "cosine_annealing_lr": spec(lambda: lrjax.cosine_annealing_lr(LR, T_max=100 * n, eta_min=1e-5),
-                                    "T_max 100 epochs"),
-        "cosine_annealing_warm_restarts": spec(lambda: lrjax.cosine_annealing_warm_restarts(LR, T_0=5 * n, T_mult=2),
-                                               "T_0 5 epochs, T_mult 2"),
+        "cosine_annealing_lr": spec(
+            lambda: lrjax.cosine_annealing_lr(LR, T_max=100 * n, eta_min=1e-5), "T_max 100 epochs"
+        ),
+        "cosine_annealing_warm_restarts": spec(
+            lambda: lrjax.cosine_annealing_warm_restarts(LR, T_0=5 * n, T_mult=2), "T_0 5 epochs, T_mult 2"
+        ),
         "cyclic_lr": spec(lambda: lrjax.cyclic_lr(1e-4, LR, step_size_up=2 * n), "triangular"),
         "one_cycle_lr": spec(lambda: lrjax.one_cycle_lr(LR, total_steps=1000 * n), "cos, 2 phases"),
-        "one_cycle_lr + momentum": spec(lambda: lrjax.one_cycle_lr(LR, total_steps=1000 * n),
-                                        "Adam's b1 cycled too, as torch's OneCycleLR does",
-                                        b1=lambda: lrjax.one_cycle_momentum(total_steps=1000 * n)),
+        "one_cycle_lr + momentum": spec(
+            lambda: lrjax.one_cycle_lr(LR, total_steps=1000 * n),
+            "Adam's b1 cycled too, as torch's OneCycleLR does",
+            b1=lambda: lrjax.one_cycle_momentum(total_steps=1000 * n),
+        ),
         "lambda_lr": spec(lambda: lrjax.lambda_lr(LR, inv), "1 / (1 + 1e-4 t)"),
         "multiplicative_lr": spec(lambda: lrjax.multiplicative_lr(LR, lambda e: 0.9999), "constant factor"),
-        "sequential_lr": spec(lambda: lrjax.sequential_lr(warmup_cosine(), milestones=[5 * n]),
-                              "linear warm-up, then cosine"),
-        "chained_scheduler": spec(lambda: lrjax.chained_scheduler(warmup_cosine()),
-                                  "LinearLR x CosineAnnealingLR(eta_min>0): table, then closed form"),
+        "sequential_lr": spec(
+            lambda: lrjax.sequential_lr(warmup_cosine(), milestones=[5 * n]), "linear warm-up, then cosine"
+        ),
+        "chained_scheduler": spec(
+            lambda: lrjax.chained_scheduler(warmup_cosine()),
+            "LinearLR x CosineAnnealingLR(eta_min>0): table, then closed form",
+        ),
         "reduce_lr_on_plateau": spec(lambda: "plateau", "lr from the plateau state; update(mean loss) per epoch"),
         "optax.warmup_cosine_decay_schedule": spec(
             lambda: optax.warmup_cosine_decay_schedule(LR * 0.01, LR, 5 * n, 105 * n, 1e-5),
-            "for reference: optax's own schedule"),
+            "for reference: optax's own schedule",
+        ),
     }
 
 
@@ -103,8 +115,12 @@ def init_params(sizes: list[int], seed: int = 0) -> list[dict[str, Any]]:
     params = []
     for fan_in, fan_out in zip(sizes[:-1], sizes[1:]):
         bound = 1.0 / np.sqrt(fan_in)
-        params.append({"w": jnp.asarray(rng.uniform(-bound, bound, (fan_in, fan_out)), jnp.float32),
-                       "b": jnp.asarray(rng.uniform(-bound, bound, (fan_out,)), jnp.float32)})
+        params.append(
+            {
+                "w": jnp.asarray(rng.uniform(-bound, bound, (fan_in, fan_out)), jnp.float32),
+                "b": jnp.asarray(rng.uniform(-bound, bound, (fan_out,)), jnp.float32),
+            }
+        )
     return params
 
 
@@ -213,17 +229,26 @@ class Runner:
         self._jax.block_until_ready((self.carry, losses))
 
 
-def run(pairs: int = 100, models: list[str] | None = None, only: list[str] | None = None,
-        out: str = _common.RESULTS_DIR, steps: int | None = None, forms: dict[str, list[str]] | None = None,
-        name: str = "train_step", title: str = "") -> dict[str, Any]:
+def run(
+    pairs: int = 100,
+    models: list[str] | None = None,
+    only: list[str] | None = None,
+    out: str = _common.RESULTS_DIR,
+    steps: int | None = None,
+    forms: dict[str, list[str]] | None = None,
+    name: str = "train_step",
+    title: str = "",
+) -> dict[str, Any]:
     """Measures every schedule (or ``only`` those) against the constant lr, per model and form.
 
     ``forms``: model -> forms to measure (default: both forms for the linear model, ``inject`` for the MLP).
     """
     import time
 
-    env = _common.print_environment("Schedule cost inside a jitted train step (epoch = lax.scan, Adam via "
-                                    "inject_hyperparams)" + (f": {title}" if title else ""))
+    env = _common.print_environment(
+        "Schedule cost inside a jitted train step (epoch = lax.scan, Adam via "
+        "inject_hyperparams)" + (f": {title}" if title else "")
+    )
     batches = load_batches(steps)
     steps_per_epoch = int(batches["label"].shape[0])
     models = models or list(MODELS)
@@ -238,8 +263,11 @@ def run(pairs: int = 100, models: list[str] | None = None, only: list[str] | Non
         peer()
         peer_compile = time.perf_counter() - t0
         model_pairs = pairs if model == "linear" else max(2, pairs // 4)
-        print(f"\n{model} {sizes}: {steps_per_epoch} steps of batch {BATCH} per epoch, {model_pairs} pairs; "
-              f"constant-lr epoch compiled in {peer_compile:.2f} s", flush=True)
+        print(
+            f"\n{model} {sizes}: {steps_per_epoch} steps of batch {BATCH} per epoch, {model_pairs} pairs; "
+            f"constant-lr epoch compiled in {peer_compile:.2f} s",
+            flush=True,
+        )
         for sched_name, make_spec in specs.items():
             if only and sched_name not in only:
                 continue
@@ -253,7 +281,11 @@ def run(pairs: int = 100, models: list[str] | None = None, only: list[str] | Non
                 first = time.perf_counter() - t0
                 times = _common.interleave({"peer": peer, "schedule": runner}, model_pairs, warmup=1)
                 row = {
-                    "model": model, "sizes": sizes, "schedule": sched_name, "form": form, "what": spec["what"],
+                    "model": model,
+                    "sizes": sizes,
+                    "schedule": sched_name,
+                    "form": form,
+                    "what": spec["what"],
                     "steps_per_epoch": steps_per_epoch,
                     "ratio": _common.ratios(times["schedule"], times["peer"]),
                     "ratio_of_minima": min(times["schedule"]) / min(times["peer"]),
@@ -262,12 +294,23 @@ def run(pairs: int = 100, models: list[str] | None = None, only: list[str] | Non
                     "first_call_s": first,
                 }
                 rows.append(row)
-                print(f"  {sched_name:36s} {form:8s} {row['schedule_step_s']['median'] * 1e6:8.1f} us/step vs "
-                      f"{row['constant_step_s']['median'] * 1e6:8.1f}  ratio {_common.fmt_ratio(row['ratio'], 3)}"
-                      f"  (minima {row['ratio_of_minima']:.3f})", flush=True)
-    params = {"pairs_linear": pairs, "pairs_mlp": max(2, pairs // 4), "batch": BATCH, "lr": LR,
-              "models": {m: MODELS[m] for m in models}, "forms": forms, "steps_per_epoch": steps_per_epoch,
-              "title": title, "target": {"ratio": "<= 1.05"}}
+                print(
+                    f"  {sched_name:36s} {form:8s} {row['schedule_step_s']['median'] * 1e6:8.1f} us/step vs "
+                    f"{row['constant_step_s']['median'] * 1e6:8.1f}  ratio {_common.fmt_ratio(row['ratio'], 3)}"
+                    f"  (minima {row['ratio_of_minima']:.3f})",
+                    flush=True,
+                )
+    params = {
+        "pairs_linear": pairs,
+        "pairs_mlp": max(2, pairs // 4),
+        "batch": BATCH,
+        "lr": LR,
+        "models": {m: MODELS[m] for m in models},
+        "forms": forms,
+        "steps_per_epoch": steps_per_epoch,
+        "title": title,
+        "target": {"ratio": "<= 1.05"},
+    }
     path = _common.write_result(out, name, env, params, rows)
     print(f"wrote {path}")
     return {"env": env, "params": params, "rows": rows}
@@ -287,9 +330,25 @@ def run_sequential_diagnostic(pairs: int, out: str, steps: int | None = None) ->
 
     env = dict(os.environ)
     env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") + " " + SEQUENTIAL_FLAG).strip()
-    cmd = [sys.executable, "-m", "benchmarks.train_step", "--models", "linear", "--forms", "inject",
-           "--only", ",".join(DIAGNOSTIC_SCHEDULES), "--pairs", str(pairs), "--out", out,
-           "--name", "train_step_sequential", "--title", f"diagnostic, XLA_FLAGS={SEQUENTIAL_FLAG}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmarks.train_step",
+        "--models",
+        "linear",
+        "--forms",
+        "inject",
+        "--only",
+        ",".join(DIAGNOSTIC_SCHEDULES),
+        "--pairs",
+        str(pairs),
+        "--out",
+        out,
+        "--name",
+        "train_step_sequential",
+        "--title",
+        f"diagnostic, XLA_FLAGS={SEQUENTIAL_FLAG}",
+    ]
     if steps is not None:
         cmd += ["--steps", str(steps)]
     subprocess.run(cmd, check=True, env=env, cwd=_common.ROOT)
@@ -298,15 +357,20 @@ def run_sequential_diagnostic(pairs: int, out: str, steps: int | None = None) ->
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     _common.add_common_args(p)
-    p.add_argument("--pairs", type=int, default=150, help="interleaved epoch pairs for the linear model (MLP: a quarter)")
+    p.add_argument(
+        "--pairs", type=int, default=150, help="interleaved epoch pairs for the linear model (MLP: a quarter)"
+    )
     p.add_argument("--models", default="linear,mlp")
     p.add_argument("--forms", default="", help="inject and/or written (default: both for linear, inject for the MLP)")
     p.add_argument("--only", default="", help="comma-separated schedule names")
     p.add_argument("--steps", type=int, default=None, help="batches per epoch (default: the 62 full batches)")
     p.add_argument("--name", default="train_step", help="results file name")
     p.add_argument("--title", default="")
-    p.add_argument("--sequential-diagnostic", action="store_true",
-                   help=f"also run the linear model's inject form with XLA_FLAGS={SEQUENTIAL_FLAG}")
+    p.add_argument(
+        "--sequential-diagnostic",
+        action="store_true",
+        help=f"also run the linear model's inject form with XLA_FLAGS={SEQUENTIAL_FLAG}",
+    )
     args = p.parse_args(argv)
     _common.select_device(args.device)
     steps = args.steps
@@ -314,8 +378,16 @@ def main(argv: list[str] | None = None) -> None:
         args.pairs, steps = 2, 4
     models = [m for m in args.models.split(",") if m]
     forms = {m: args.forms.split(",") for m in models} if args.forms else None
-    run(args.pairs, models, [s for s in args.only.split(",") if s] or None, args.out, steps, forms, args.name,
-        args.title)
+    run(
+        args.pairs,
+        models,
+        [s for s in args.only.split(",") if s] or None,
+        args.out,
+        steps,
+        forms,
+        args.name,
+        args.title,
+    )
     if args.sequential_diagnostic:
         run_sequential_diagnostic(args.pairs, args.out, steps)
 

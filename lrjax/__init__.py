@@ -4,14 +4,16 @@ Each function validates its arguments and returns a schedule ``schedule(step) ->
 is the learning rate torch's scheduler holds after ``step`` calls of ``scheduler.step()``.
 """
 
+from lrjax import registry as registry
+from lrjax import testing as testing
 from lrjax._base import LRSchedule as LRSchedule
 from lrjax._base import Schedule as Schedule
 from lrjax._compose import chained_scheduler as chained_scheduler
+from lrjax._compose import sequential_lr as sequential_lr
 from lrjax._config import available as available_schedules
 from lrjax._config import from_config as from_config
 from lrjax._config import split_momentum as split_momentum
 from lrjax._config import to_config as to_config
-from lrjax._compose import sequential_lr as sequential_lr
 from lrjax._cosine import cosine_annealing_lr as cosine_annealing_lr
 from lrjax._cosine import cosine_annealing_warm_restarts as cosine_annealing_warm_restarts
 from lrjax._cyclic import cyclic_lr as cyclic_lr
@@ -45,8 +47,6 @@ from lrjax._step import multi_step_lr as multi_step_lr
 from lrjax._step import step_lr as step_lr
 from lrjax._swa import swalr as swalr
 from lrjax._torch import from_torch as from_torch
-from lrjax import registry as registry
-from lrjax import testing as testing
 
 __version__ = "0.1.0"
 

@@ -7,8 +7,21 @@ from lrjax._steps import ArrayLike, Step, as_step, float_dtype, is_traced
 from lrjax._validate import Hyper, check_groups, fmt, hyper, integer, is_concrete
 
 __all__ = [
-    "ArrayLike", "Hyper", "LRSchedule", "Schedule", "Step", "as_step", "check_groups", "const", "float_dtype", "fmt",
-    "hyper", "integer", "is_concrete", "is_int", "is_traced",
+    "ArrayLike",
+    "Hyper",
+    "LRSchedule",
+    "Schedule",
+    "Step",
+    "as_step",
+    "check_groups",
+    "const",
+    "float_dtype",
+    "fmt",
+    "hyper",
+    "integer",
+    "is_concrete",
+    "is_int",
+    "is_traced",
 ]
 
 

@@ -126,8 +126,10 @@ def _plain(value: Any, where: str, depth: int = 0) -> Any:
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise UsageError(f"{where}: {value} is not a finite number (numbers must be finite; "
-                             "a number beyond 1.8e308 reads as inf)")
+            raise UsageError(
+                f"{where}: {value} is not a finite number (numbers must be finite; "
+                "a number beyond 1.8e308 reads as inf)"
+            )
         return value
     if isinstance(value, (list, tuple)):
         return [_plain(v, where, depth + 1) for v in value]
@@ -136,8 +138,10 @@ def _plain(value: Any, where: str, depth: int = 0) -> Any:
             if not isinstance(key, str):
                 raise UsageError(f"{where}: object keys must be strings, got {_short(key)}")
         return {k: _plain(v, where, depth + 1) for k, v in value.items()}
-    raise UsageError(f"{where}: {_short(value)} is a {type(value).__name__}; give a number, a string, true/false, "
-                     "null, a list or an object")
+    raise UsageError(
+        f"{where}: {_short(value)} is a {type(value).__name__}; give a number, a string, true/false, "
+        "null, a list or an object"
+    )
 
 
 def _loads(text: str, where: str) -> Any:
@@ -187,8 +191,10 @@ def _value(text: str, where: str | None = None) -> Any:
         return _plain(value, where)
     if _INTEGER.fullmatch(text):
         digits = sum(c.isdigit() for c in text)
-        raise UsageError(f"{where}: an integer of {digits} digits is too large (at most "
-                         f"{sys.get_int_max_str_digits() or 4300} digits)")
+        raise UsageError(
+            f"{where}: an integer of {digits} digits is too large (at most "
+            f"{sys.get_int_max_str_digits() or 4300} digits)"
+        )
     try:
         number = float(text)
     except ValueError:
@@ -197,8 +203,9 @@ def _value(text: str, where: str | None = None) -> Any:
         raise UsageError(f"{where}: not a finite number; numbers must be finite")
     if _WORD.fullmatch(text):
         return text
-    raise UsageError(f"{where}: neither JSON, a Python literal nor a bare word; "
-                     "quote a string (key='text') and close every bracket")
+    raise UsageError(
+        f"{where}: neither JSON, a Python literal nor a bare word; quote a string (key='text') and close every bracket"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -231,8 +238,10 @@ def _read_file(path: str) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise UsageError(f"{path} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
-                         "an @file holds a JSON schedule config") from None
+        raise UsageError(
+            f"{path} is not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start}); "
+            "an @file holds a JSON schedule config"
+        ) from None
 
 
 def parse_specs(tokens: Sequence[str]) -> list[dict[str, Any]]:
@@ -242,8 +251,9 @@ def parse_specs(tokens: Sequence[str]) -> list[dict[str, Any]]:
     for token in tokens:
         stripped = token.strip()
         if not stripped:
-            raise UsageError("an empty argument where a schedule was expected; give a name such as StepLR "
-                             "(see `lrjax list`)")
+            raise UsageError(
+                "an empty argument where a schedule was expected; give a name such as StepLR (see `lrjax list`)"
+            )
         if stripped.startswith("@"):
             path = stripped[1:]
             configs += _configs_from(_loads(_read_file(path), path), path)
@@ -254,13 +264,16 @@ def parse_specs(tokens: Sequence[str]) -> list[dict[str, Any]]:
         elif "=" in token:
             key, _, text = token.partition("=")
             if current is None:
-                raise UsageError(f"{_short(token)} comes before any schedule name; write NAME {_short(token)} "
-                                 f"(e.g. StepLR step_size=30)")
+                raise UsageError(
+                    f"{_short(token)} comes before any schedule name; write NAME {_short(token)} "
+                    f"(e.g. StepLR step_size=30)"
+                )
             if not key.isidentifier():
                 raise UsageError(f"{_short(key)} is not a keyword name (in {_short(token)}); write key=value")
             if key == "name":
-                raise UsageError(f"name= is not a keyword of {current['name']}: the schedule's name comes first "
-                                 "(NAME key=value ...)")
+                raise UsageError(
+                    f"name= is not a keyword of {current['name']}: the schedule's name comes first (NAME key=value ...)"
+                )
             if key in current:
                 raise UsageError(f"{key} is given twice for {current['name']}")
             current[key] = _value(text, f"{key}={_clip(text, 40)}")
@@ -290,8 +303,11 @@ def _takes_function(p: inspect.Parameter) -> bool:
 
 
 def _params(entry: Any) -> dict[str, inspect.Parameter]:
-    return {k: p for k, p in inspect.signature(entry.factory).parameters.items()
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    return {
+        k: p
+        for k, p in inspect.signature(entry.factory).parameters.items()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
 
 
 def _momentum_defaults(entry: Any) -> dict[str, Any]:
@@ -344,25 +360,33 @@ def check_config(config: Any, defaults: dict[str, Any], where: str = "", depth: 
             continue
         if key not in params and key not in extra:
             if key in _TORCH_MOMENTUM_KEYS and entry.momentum:
-                raise UsageError(f"{where}{key}: the momentum of a {entry.torch_class} is plotted only for a "
-                                 "top-level schedule, not for a member of another schedule")
+                raise UsageError(
+                    f"{where}{key}: the momentum of a {entry.torch_class} is plotted only for a "
+                    "top-level schedule, not for a member of another schedule"
+                )
             close = difflib.get_close_matches(key, valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise UsageError(f"{where}unknown keyword {key!r} for {entry.name}{hint}. "
-                             f"Valid keywords: {', '.join(valid)}.")
+            raise UsageError(
+                f"{where}unknown keyword {key!r} for {entry.name}{hint}. Valid keywords: {', '.join(valid)}."
+            )
         p = params.get(key)
         if key == "cycle_momentum" or (p is not None and _is_bool(p)):
             if not isinstance(value, bool):
-                raise UsageError(f"{where}{key} of {entry.name} must be true or false (JSON) or True or False "
-                                 f"(Python), got {_short(value)}")
+                raise UsageError(
+                    f"{where}{key} of {entry.name} must be true or false (JSON) or True or False "
+                    f"(Python), got {_short(value)}"
+                )
         elif p is not None and _takes_function(p):
-            raise UsageError(f"{where}{key} of {entry.name} is a Python function, which a command line or a JSON "
-                             "config cannot carry; build this schedule in Python")
+            raise UsageError(
+                f"{where}{key} of {entry.name} is a Python function, which a command line or a JSON "
+                "config cannot carry; build this schedule in Python"
+            )
         elif key == entry.members:
             members = value if isinstance(value, list) else [value]
             if not isinstance(value, (list, dict)):
-                raise UsageError(f"{where}{key} of {entry.name} takes schedule configs "
-                                 f"({{\"name\": ..., ...}}), got {_short(value)}")
+                raise UsageError(
+                    f'{where}{key} of {entry.name} takes schedule configs ({{"name": ..., ...}}), got {_short(value)}'
+                )
             for i, member in enumerate(members):
                 at = f"{key}[{i}]" if isinstance(value, list) else key
                 check_config(member, defaults, f"{where}{entry.name} {at}: ", depth + 1)
@@ -371,10 +395,13 @@ def check_config(config: Any, defaults: dict[str, Any], where: str = "", depth: 
     for key, p in params.items():
         if p.default is inspect.Parameter.empty and key not in config and key not in defaults:
             if _takes_function(p):
-                raise UsageError(f"{where}{entry.name} needs a Python function ({key}), which a command line "
-                                 "cannot give; build it in Python")
-            signature = ", ".join(k if q.default is inspect.Parameter.empty else f"{k}={q.default!r}"
-                                  for k, q in params.items())
+                raise UsageError(
+                    f"{where}{entry.name} needs a Python function ({key}), which a command line "
+                    "cannot give; build it in Python"
+                )
+            signature = ", ".join(
+                k if q.default is inspect.Parameter.empty else f"{k}={q.default!r}" for k, q in params.items()
+            )
             raise UsageError(f"{where}{entry.name} needs {key!r}: {entry.name}({signature})")
     return entry
 
@@ -458,8 +485,9 @@ def _check_steps(args: argparse.Namespace) -> np.ndarray:
 
 def _check_base_lr(args: argparse.Namespace) -> dict[str, Any]:
     if not (math.isfinite(args.base_lr) and args.base_lr >= 0):
-        raise UsageError(f"--base-lr must be a finite number >= 0 (torch's optimizers refuse a negative lr), "
-                         f"got {args.base_lr}")
+        raise UsageError(
+            f"--base-lr must be a finite number >= 0 (torch's optimizers refuse a negative lr), got {args.base_lr}"
+        )
     return {"base_lr": args.base_lr}
 
 
@@ -494,8 +522,10 @@ def _check_text(args: argparse.Namespace, texts: Sequence[tuple[str, str]]) -> N
                 parser.parse(text)
             except ValueError as e:
                 detail = str(e).strip().splitlines()[-1] if str(e).strip() else ""
-                raise UsageError(f"{option} {_short(text)} is not valid matplotlib mathtext ({detail}); "
-                                 r"write \$ for a literal dollar sign") from None
+                raise UsageError(
+                    f"{option} {_short(text)} is not valid matplotlib mathtext ({detail}); "
+                    r"write \$ for a literal dollar sign"
+                ) from None
 
 
 @dataclasses.dataclass
@@ -562,8 +592,10 @@ def _check_figure(args: argparse.Namespace) -> tuple[float, float]:
         if not (math.isfinite(value) and low <= value <= MAX_SIZE):
             raise UsageError(f"--size W H: {name} must be from {low:g} to {MAX_SIZE:g} inches, got {value}")
     if max(width, height) * args.dpi > MAX_PIXELS:
-        raise UsageError(f"--size {width:g} {height:g} at --dpi {args.dpi} is {width * args.dpi:.0f} x "
-                         f"{height * args.dpi:.0f} pixels; at most {MAX_PIXELS} pixels a side")
+        raise UsageError(
+            f"--size {width:g} {height:g} at --dpi {args.dpi} is {width * args.dpi:.0f} x "
+            f"{height * args.dpi:.0f} pixels; at most {MAX_PIXELS} pixels a side"
+        )
     return width, height
 
 
@@ -600,23 +632,30 @@ def _columns_of(built: list[Built], steps: np.ndarray, plot: bool) -> None:
             except Exception as e:  # noqa: BLE001
                 raise _library_error(b.label, e) from None
             if len(shape) > 2:
-                raise UsageError(f"{b.label}: returns shape {shape[1:]} per step; one value (or one per group) "
-                                 "expected")
+                raise UsageError(
+                    f"{b.label}: returns shape {shape[1:]} per step; one value (or one per group) expected"
+                )
             total += 1 if len(shape) == 1 else shape[1]
     if plot and total > MAX_LINES:
-        raise UsageError(f"the plot would have {total} lines (schedules x parameter groups); at most {MAX_LINES}: "
-                         "use `lrjax values` for more")
+        raise UsageError(
+            f"the plot would have {total} lines (schedules x parameter groups); at most {MAX_LINES}: "
+            "use `lrjax values` for more"
+        )
     if total * len(steps) > MAX_VALUES:
-        raise UsageError(f"{len(steps):,} steps x {total} columns is {total * len(steps):,} values; at most "
-                         f"{MAX_VALUES:,}: lower --steps")
+        raise UsageError(
+            f"{len(steps):,} steps x {total} columns is {total * len(steps):,} values; at most "
+            f"{MAX_VALUES:,}: lower --steps"
+        )
 
 
 def _check_finite(what: str, steps: np.ndarray, values: np.ndarray, hint: str = "") -> None:
     bad = ~np.isfinite(values)
     if bad.any():
         row = int(np.argmax(bad.reshape(len(values), -1).any(axis=1)))
-        raise UsageError(f"{what} is {values[row].tolist()} at step {int(steps[row])}, not a finite number: a "
-                         f"value overflows the float dtype (try smaller arguments{hint})")
+        raise UsageError(
+            f"{what} is {values[row].tolist()} at step {int(steps[row])}, not a finite number: a "
+            f"value overflows the float dtype (try smaller arguments{hint})"
+        )
 
 
 def _evaluate(b: Built, fn: Any, steps: np.ndarray) -> np.ndarray:
@@ -646,9 +685,16 @@ def figure(args: argparse.Namespace):
     built = _build_all(args, plot=True)
     _columns_of(built, steps, plot=True)
     try:
-        fig = lrjax.plot([b.schedule for b in built], steps, labels=[b.label for b in built],
-                         momentum=[b.momentum for b in built], title=args.title or None, logy=args.logy,
-                         figsize=figsize, drawstyle="steps-post" if args.steps_post else "default")
+        fig = lrjax.plot(
+            [b.schedule for b in built],
+            steps,
+            labels=[b.label for b in built],
+            momentum=[b.momentum for b in built],
+            title=args.title or None,
+            logy=args.logy,
+            figsize=figsize,
+            drawstyle="steps-post" if args.steps_post else "default",
+        )
     except Exception as e:  # noqa: BLE001
         raise _library_error("plot", e) from None
     for ax in fig.axes:
@@ -731,7 +777,7 @@ def table(args: argparse.Namespace) -> tuple[list[str], np.ndarray]:
 
 def _chunks(rows: np.ndarray, size: int = 65536) -> Iterator[np.ndarray]:
     for start in range(0, len(rows), size):
-        yield rows[start:start + size]
+        yield rows[start : start + size]
 
 
 def _cmd_values(args: argparse.Namespace) -> int:
@@ -755,9 +801,9 @@ def _write_delimited(header: list[str], rows: np.ndarray, delimiter: str) -> Non
     for chunk in _chunks(rows):
         steps = chunk[:, 0].astype(np.int64).tolist()
         values = chunk[:, 1:].tolist()
-        sys.stdout.write("".join(
-            delimiter.join([str(s)] + [repr(v) for v in row]) + "\n" for s, row in zip(steps, values)
-        ))
+        sys.stdout.write(
+            "".join(delimiter.join([str(s)] + [repr(v) for v in row]) + "\n" for s, row in zip(steps, values))
+        )
 
 
 def _write_json(header: list[str], rows: np.ndarray) -> None:
@@ -784,8 +830,11 @@ def _spell(value: Any) -> str | None:
     candidates = [json.dumps(plain)]
     if isinstance(plain, str):
         candidates.insert(0, plain)
-    if (isinstance(plain, list) and len(plain) > 1
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in plain)):
+    if (
+        isinstance(plain, list)
+        and len(plain) > 1
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in plain)
+    ):
         candidates.insert(0, ",".join(json.dumps(v) for v in plain))
     for text in candidates:
         try:
@@ -829,8 +878,9 @@ def _cmd_list(args: argparse.Namespace) -> int:
     momentum_of = {e.momentum: e for e in registry.entries() if e.momentum}
     for entry in entries:
         params = _params(entry)
-        signature = ", ".join(k if p.default is inspect.Parameter.empty else f"{k}={p.default!r}"
-                              for k, p in params.items())
+        signature = ", ".join(
+            k if p.default is inspect.Parameter.empty else f"{k}={p.default!r}" for k, p in params.items()
+        )
         notes = []
         if entry.torch_class:
             notes.append(f"torch: {entry.torch_class}")
@@ -853,19 +903,35 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _schedule_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("schedules", nargs="+", metavar="SCHEDULE",
-                   help="NAME key=value ... (torch keyword arguments), a JSON config, or @config.json; "
-                        "several schedules go on one figure / table")
-    p.add_argument("--steps", type=int, default=100,
-                   help=f"number of steps, 0 .. STEPS-1 (default 100; at most {MAX_STEPS:,}, and at most "
-                        f"{MAX_VALUES:,} values in all, steps x columns, so the table fits in memory)")
-    p.add_argument("--base-lr", type=float, default=0.1,
-                   help="base_lr for schedules that take one and do not set it (the optimizer's lr in torch; "
-                        "finite, >= 0; default 0.1)")
+    p.add_argument(
+        "schedules",
+        nargs="+",
+        metavar="SCHEDULE",
+        help="NAME key=value ... (torch keyword arguments), a JSON config, or @config.json; "
+        "several schedules go on one figure / table",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=100,
+        help=f"number of steps, 0 .. STEPS-1 (default 100; at most {MAX_STEPS:,}, and at most "
+        f"{MAX_VALUES:,} values in all, steps x columns, so the table fits in memory)",
+    )
+    p.add_argument(
+        "--base-lr",
+        type=float,
+        default=0.1,
+        help="base_lr for schedules that take one and do not set it (the optimizer's lr in torch; "
+        "finite, >= 0; default 0.1)",
+    )
     p.add_argument("--label", action="append", help="legend label / column name, once per schedule")
-    p.add_argument("--no-momentum", dest="momentum", action="store_false",
-                   help="leave out the momentum CyclicLR/OneCycleLR cycle (shown by default, as torch's "
-                        "cycle_momentum=True; a config may set cycle_momentum=false)")
+    p.add_argument(
+        "--no-momentum",
+        dest="momentum",
+        action="store_false",
+        help="leave out the momentum CyclicLR/OneCycleLR cycle (shown by default, as torch's "
+        "cycle_momentum=True; a config may set cycle_momentum=false)",
+    )
 
 
 _EPILOG = """\
@@ -888,32 +954,54 @@ def parser() -> argparse.ArgumentParser:
 def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     import lrjax
 
-    top = _Parser(prog="lrjax", description="Plot torch's learning-rate schedulers, ported to JAX by lrjax.",
-                  formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EPILOG)
+    top = _Parser(
+        prog="lrjax",
+        description="Plot torch's learning-rate schedulers, ported to JAX by lrjax.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
     top.add_argument("--version", action="version", version=f"lrjax {lrjax.__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="{plot,values,list}")
-    p = sub.add_parser("plot", help="render schedules (and momentum) to an image",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EPILOG)
+    p = sub.add_parser(
+        "plot",
+        help="render schedules (and momentum) to an image",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
     _schedule_arguments(p)
-    p.add_argument("-o", "--output", default="lrjax-plot.png",
-                   help="output image; its extension (.png, .pdf, .svg, ...) chooses the format; the directory "
-                        "must exist (default lrjax-plot.png)")
+    p.add_argument(
+        "-o",
+        "--output",
+        default="lrjax-plot.png",
+        help="output image; its extension (.png, .pdf, .svg, ...) chooses the format; the directory "
+        "must exist (default lrjax-plot.png)",
+    )
     p.add_argument("--title")
     p.add_argument("--logy", action="store_true", help="log-scale learning-rate axis")
     p.add_argument("--steps-post", action="store_true", help="draw each value as a step held until the next")
     p.add_argument("--dpi", type=int, default=100, help=f"resolution, 1 to {MAX_DPI} (default 100)")
-    p.add_argument("--size", type=float, nargs=2, metavar=("W", "H"),
-                   help=f"figure size in inches, at least {MIN_SIZE[0]:g} x {MIN_SIZE[1]:g}, at most "
-                        f"{MAX_SIZE:g} a side and {MAX_PIXELS} pixels a side at --dpi (default 6.4 3.6)")
+    p.add_argument(
+        "--size",
+        type=float,
+        nargs=2,
+        metavar=("W", "H"),
+        help=f"figure size in inches, at least {MIN_SIZE[0]:g} x {MIN_SIZE[1]:g}, at most "
+        f"{MAX_SIZE:g} a side and {MAX_PIXELS} pixels a side at --dpi (default 6.4 3.6)",
+    )
     p.set_defaults(run=_cmd_plot)
-    v = sub.add_parser("values", help="print the values, one row per step (float64 unless --float32)",
-                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=_EPILOG)
+    v = sub.add_parser(
+        "values",
+        help="print the values, one row per step (float64 unless --float32)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
     _schedule_arguments(v)
     v.add_argument("--format", choices=("tsv", "csv", "json"), default="tsv")
     v.add_argument("--float32", action="store_true", help="compute in float32 (JAX's default) instead of float64")
     v.set_defaults(run=_cmd_values)
-    ls = sub.add_parser("list", help="list the schedule names, their keyword arguments and an example of each "
-                                     "(a command line to paste)")
+    ls = sub.add_parser(
+        "list", help="list the schedule names, their keyword arguments and an example of each (a command line to paste)"
+    )
     ls.add_argument("name", nargs="?", help="only this schedule (an lrjax or a torch name)")
     ls.set_defaults(run=_cmd_list)
     return top, {"plot": p, "values": v, "list": ls}
@@ -968,8 +1056,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{prog}: error: cannot write the output: {e.strerror or e}", file=sys.stderr)
         return 2
     except Exception as e:  # noqa: BLE001 - a defect in lrjax: still one line, but not a usage error
-        print(f"{prog}: internal error: {_one_line(f'{type(e).__name__}: {e}')} (please report this command line)",
-              file=sys.stderr)
+        print(
+            f"{prog}: internal error: {_one_line(f'{type(e).__name__}: {e}')} (please report this command line)",
+            file=sys.stderr,
+        )
         return 1
     for w in caught:
         if not issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):

@@ -121,7 +121,9 @@ class _Node:
 
     def __init__(self, schedule: Any, leaves: list[Member]):
         self.schedule = schedule
-        self.kind = "chained" if isinstance(schedule, Chained) else "sequential" if isinstance(schedule, Sequential) else "leaf"
+        self.kind = (
+            "chained" if isinstance(schedule, Chained) else "sequential" if isinstance(schedule, Sequential) else "leaf"
+        )
         self.children = [_Node(m, leaves) for m in schedule.schedules] if isinstance(schedule, _Composite) else []
         if isinstance(schedule, Member):
             self.leaf = len(leaves)
@@ -370,7 +372,9 @@ class _Plan:
                     counter = iv.counter + (start - iv.start)
                     if start == iv.start:
                         m = self.leaves[i]
-                        first = "restep" if iv.first == "step" and counter == 0 and m.counter != "step_count" else iv.first
+                        first = (
+                            "restep" if iv.first == "step" and counter == 0 and m.counter != "step_count" else iv.first
+                        )
                         message = self._error(m, first)
                         if message:
                             raise ValueError(message)
@@ -586,8 +590,10 @@ def _fill_tables(plan: _Plan) -> None:
         steps = jnp.arange(n, dtype=jnp.uint64) + uconst(seg.start)
         one = [jax.eval_shape(lambda k, a=a: tuple(seg.map_at(k, a)), uconst(seg.start)) for a in seg.active]
         shape = jnp.broadcast_shapes(jnp.shape(lr_in), *[x.shape for m in one for x in m])
-        maps = [tuple(jax.vmap(lambda k, a=a: tuple(jnp.broadcast_to(x, shape) for x in seg.map_at(k, a)))(steps))
-                for a in seg.active]
+        maps = [
+            tuple(jax.vmap(lambda k, a=a: tuple(jnp.broadcast_to(x, shape) for x in seg.map_at(k, a)))(steps))
+            for a in seg.active
+        ]
 
         def body(lr, ac):
             for a, c in ac:
@@ -607,8 +613,11 @@ def _fill_tables(plan: _Plan) -> None:
                 if seg.stop == _INF:
                     break
                 lr_in = jax.jit(lambda x, seg=seg: _segment_value(plan, seg, uconst(int(seg.stop) - 1), x))(lr_in)
-    except (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
-            jax.errors.UnexpectedTracerError) as e:
+    except (
+        jax.errors.ConcretizationTypeError,
+        jax.errors.TracerArrayConversionError,
+        jax.errors.UnexpectedTracerError,
+    ) as e:
         raise ValueError(
             "This composite has no closed form in torch, so lrjax precomputes torch's recursion; that needs "
             "concrete (not traced) hyperparameters."
@@ -661,8 +670,11 @@ class _Composite(LRSchedule):
         return [jnp.asarray(b) for b in cache[key]]
 
     def __repr__(self) -> str:
-        extra = "".join(f", {k}={_validate.fmt(v)}" for k, v in self.kwargs.items() if k != "schedules"
-                        and not (k == "total_steps" and v is None))
+        extra = "".join(
+            f", {k}={_validate.fmt(v)}"
+            for k, v in self.kwargs.items()
+            if k != "schedules" and not (k == "total_steps" and v is None)
+        )
         return f"lrjax.{self.name}([{', '.join(map(repr, self.schedules))}]{extra})"
 
     @property
@@ -713,9 +725,14 @@ class Chained(_Composite):
     torch_class: ClassVar[str] = "ChainedScheduler"
 
     def _validate(self) -> None:
-        self._set("schedules", _members(
-            "ChainedScheduler", self.schedules,
-            "ChainedScheduler expects at least one scheduler to be chained, but got no scheduler."))
+        self._set(
+            "schedules",
+            _members(
+                "ChainedScheduler",
+                self.schedules,
+                "ChainedScheduler expects at least one scheduler to be chained, but got no scheduler.",
+            ),
+        )
         if self.total_steps is not None:
             self._set("total_steps", _validate.integer(self.total_steps, "total_steps", minimum=0))
         self._check_tree()
@@ -793,8 +810,9 @@ class Sequential(_Composite):
         return bisect.bisect_right(self.milestones, 0)
 
     def _validate(self) -> None:
-        members = _members("SequentialLR", self.schedules,
-                           "SequentialLR expects at least one scheduler, but got no scheduler.")
+        members = _members(
+            "SequentialLR", self.schedules, "SequentialLR expects at least one scheduler, but got no scheduler."
+        )
         if isinstance(self.milestones, (str, bytes)) or not isinstance(self.milestones, Sequence):
             raise ValueError(f"milestones must be a list of step indices, got {self.milestones!r}")
         milestones = list(self.milestones)
@@ -887,5 +905,4 @@ def _from_torch_chained_scheduler(s: Any, total_steps: int | None) -> Chained:
 def _from_torch_sequential_lr(s: Any, total_steps: int | None) -> Sequential:
     from lrjax._torch import convert
 
-    return sequential_lr([convert(m, total_steps) for m in s._schedulers], list(s._milestones),
-                         total_steps=total_steps)
+    return sequential_lr([convert(m, total_steps) for m in s._schedulers], list(s._milestones), total_steps=total_steps)

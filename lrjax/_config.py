@@ -100,7 +100,8 @@ def _build(config: Any, defaults: Mapping[str, Any], depth: int) -> Any:
         if key in params and key not in kwargs:
             kwargs[key] = value
     missing = [
-        k for k, p in params.items()
+        k
+        for k, p in params.items()
         if p.default is inspect.Parameter.empty and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and k not in kwargs
     ]
     if missing:
@@ -163,7 +164,9 @@ def split_momentum(config: Mapping[str, Any] | str) -> tuple[dict[str, Any], dic
     torch_keys = {k: lr.pop(k) for k in _TORCH_MOMENTUM_KEYS if k in lr}
     if entry.momentum is None:
         if torch_keys:
-            raise ValueError(f"{', '.join(torch_keys)}: only CyclicLR and OneCycleLR cycle the momentum, not {entry.name}.")
+            raise ValueError(
+                f"{', '.join(torch_keys)}: only CyclicLR and OneCycleLR cycle the momentum, not {entry.name}."
+            )
         return lr, None
     cycle = torch_keys.pop("cycle_momentum", True)
     if not isinstance(cycle, (bool, np.bool_)):

@@ -60,9 +60,9 @@ class CosineAnnealingLR(Member):
         ``w(T_max + 1) = sin^2(pi / 2 T_max)``: torch's ``1 - cos`` cancels (3e-8 relative off for
         T_max = 10^5), but so does its ``1 + cos`` in the ratios that follow, and the two errors
         cancel in the lr it reaches; this value is the one they cancel to."""
-        return (const(self.base_lr) - const(self.eta_min)) * self.weight(_steps.at(self.T_max + 1)
-                                                                          if _steps.fits(self.T_max + 1) else
-                                                                          Step(_steps.uconst(0)))
+        return (const(self.base_lr) - const(self.eta_min)) * self.weight(
+            _steps.at(self.T_max + 1) if _steps.fits(self.T_max + 1) else Step(_steps.uconst(0))
+        )
 
     def _is_restart(self, u: jax.Array) -> jax.Array:
         T = self.T_max
@@ -176,10 +176,18 @@ class CosineAnnealingWarmRestarts(AbsoluteMember):
 
     def _validate(self) -> None:
         self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
-        self._set("T_0", _validate.integer(
-            self.T_0, "T_0", strict_type=True, message=f"Expected positive integer T_0, but got {self.T_0}"))
-        self._set("T_mult", _validate.integer(
-            self.T_mult, "T_mult", strict_type=True, message=f"Expected integer T_mult >= 1, but got {self.T_mult}"))
+        self._set(
+            "T_0",
+            _validate.integer(
+                self.T_0, "T_0", strict_type=True, message=f"Expected positive integer T_0, but got {self.T_0}"
+            ),
+        )
+        self._set(
+            "T_mult",
+            _validate.integer(
+                self.T_mult, "T_mult", strict_type=True, message=f"Expected integer T_mult >= 1, but got {self.T_mult}"
+            ),
+        )
         eta = self.eta_min
         if not _steps.is_traced(eta) and (isinstance(eta, (str, bytes, bool, np.bool_)) or eta is None):
             raise ValueError(f"Expected float or int eta_min, but got {eta} of type {type(eta)}")

@@ -70,8 +70,12 @@ class _Cycle(LRSchedule):
             self._set("step_size_down", _step_size(self.step_size_down, "step_size_down"))
         if self.scale_fn is None and self.mode not in _MODES:
             raise ValueError("mode is invalid and scale_fn is None")
-        _validate.choice(self.mode, "mode", _MODES,
-                         f"mode must be one of {_MODES}, got {self.mode!r} (it is ignored when scale_fn is given)")
+        _validate.choice(
+            self.mode,
+            "mode",
+            _MODES,
+            f"mode must be one of {_MODES}, got {self.mode!r} (it is ignored when scale_fn is given)",
+        )
         _validate.choice(self.scale_mode, "scale_mode", _SCALE_MODES)
         self._set("gamma", _validate.hyper(self.gamma, "gamma", groups=False))
         if self.scale_fn is None and self.mode == "exp_range" and not _steps.is_traced(self.gamma) and self.gamma > 1:
@@ -95,14 +99,19 @@ class _Cycle(LRSchedule):
             last = None
             if self.total_steps is not None:
                 last = math.floor(1 + self.total_steps / self.total) if self.by_cycle else self.total_steps
-            fn = _user_fn.prepare(self.scale_fn, "scale_fn", torch_class="CyclicLR", total_steps=last,
-                                  first=1 if self.by_cycle else 0)
+            fn = _user_fn.prepare(
+                self.scale_fn, "scale_fn", torch_class="CyclicLR", total_steps=last, first=1 if self.by_cycle else 0
+            )
         object.__setattr__(self, "_scale_fn", fn)
 
     def _finite(self) -> dict[str, Any]:
         fn: _user_fn.UserFunction | None = getattr(self, "_scale_fn")
-        return {self.low_name: self.low, self.high_name: self.high, "gamma": self.gamma,
-                "scale_fn(x)": fn.largest if fn is not None else None}
+        return {
+            self.low_name: self.low,
+            self.high_name: self.high,
+            "gamma": self.gamma,
+            "scale_fn(x)": fn.largest if fn is not None else None,
+        }
 
     @property
     def total(self) -> int | float:
@@ -128,7 +137,8 @@ class _Cycle(LRSchedule):
             t = step.as_float()
             zero = t * 0.0
             total_c, ratio_c, ratio_m1 = jax.lax.optimization_barrier(
-                tuple(zero + v for v in (float(total), float(up) / float(total), float(up) / float(total) - 1.0)))
+                tuple(zero + v for v in (float(total), float(up) / float(total), float(up) / float(total) - 1.0))
+            )
             q = t / total_c
             cycle = jnp.floor(1.0 + q)
             x = (1.0 + q) - cycle
@@ -249,8 +259,9 @@ def cyclic_lr(
         >>> [round(float(schedule(t)), 6) for t in range(6)]
         [0.1, 0.55, 1.0, 0.7, 0.4, 0.1]
     """
-    return CyclicLR(base_lr, max_lr, step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode,
-                    total_steps=total_steps)
+    return CyclicLR(
+        base_lr, max_lr, step_size_up, step_size_down, mode, gamma, scale_fn, scale_mode, total_steps=total_steps
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -312,8 +323,17 @@ def cyclic_momentum(
         >>> [round(float(momentum(t)), 4) for t in range(6)]
         [0.9, 0.85, 0.8, 0.8333, 0.8667, 0.9]
     """
-    return CyclicMomentum(base_momentum, max_momentum, step_size_up, step_size_down, mode, gamma, scale_fn,
-                          scale_mode, total_steps=total_steps)
+    return CyclicMomentum(
+        base_momentum,
+        max_momentum,
+        step_size_up,
+        step_size_down,
+        mode,
+        gamma,
+        scale_fn,
+        scale_mode,
+        total_steps=total_steps,
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -337,8 +357,15 @@ def _step_sizes(s: Any) -> tuple[float, float]:
 
 def _shared(s: Any, total_steps: int | None) -> dict[str, Any]:
     up, down = _step_sizes(s)
-    return {"step_size_up": up, "step_size_down": down, "mode": s.mode, "gamma": s.gamma,
-            "scale_fn": s._scale_fn_custom, "scale_mode": s.scale_mode, "total_steps": total_steps}
+    return {
+        "step_size_up": up,
+        "step_size_down": down,
+        "mode": s.mode,
+        "gamma": s.gamma,
+        "scale_fn": s._scale_fn_custom,
+        "scale_mode": s.scale_mode,
+        "total_steps": total_steps,
+    }
 
 
 def _from_torch_cyclic_lr(s: Any, total_steps: int | None) -> CyclicLR:

@@ -32,8 +32,9 @@ class PerEpoch(LRSchedule):
         return self.schedule.groups if isinstance(self.schedule, LRSchedule) else None
 
     def __repr__(self) -> str:
-        return (f"lrjax.per_epoch({self.schedule!r}, steps_per_epoch={self.steps_per_epoch}, "
-                f"fractional={self.fractional})")
+        return (
+            f"lrjax.per_epoch({self.schedule!r}, steps_per_epoch={self.steps_per_epoch}, fractional={self.fractional})"
+        )
 
     def value(self, step: Step) -> jax.Array:
         n = self.steps_per_epoch

@@ -52,10 +52,16 @@ class FindLRResult(NamedTuple):
 
 def _suggest(lrs: np.ndarray, smoothed: np.ndarray, skip_start: int, skip_end: int) -> float | None:
     """The lr of the steepest descent of the smoothed loss against log(lr), inside the skipped range."""
-    skip_start = _validate.integer(skip_start, "skip_start", minimum=0, strict_type=True,
-                                   message=f"skip_start must be an integer >= 0, got {skip_start=}")
-    skip_end = _validate.integer(skip_end, "skip_end", minimum=0, strict_type=True,
-                                 message=f"skip_end must be an integer >= 0, got {skip_end=}")
+    skip_start = _validate.integer(
+        skip_start,
+        "skip_start",
+        minimum=0,
+        strict_type=True,
+        message=f"skip_start must be an integer >= 0, got {skip_start=}",
+    )
+    skip_end = _validate.integer(
+        skip_end, "skip_end", minimum=0, strict_type=True, message=f"skip_end must be an integer >= 0, got {skip_end=}"
+    )
     stop = len(smoothed) - skip_end
     if stop - skip_start < 3:
         return None
@@ -101,8 +107,14 @@ def _sweep(params, batches, start_lr, end_lr, smooth, diverge_factor, *, loss_fn
         new_params = optax.apply_updates(carry.params, updates)
         # After divergence the parameters and optimizer state stay as they were.
         keep = lambda old, new: jnp.where(diverged, old, new)  # noqa: E731
-        carry = _Carry(jax.tree.map(keep, carry.params, new_params), jax.tree.map(keep, carry.opt_state, opt_state),
-                       avg, decay_power, best, diverged)
+        carry = _Carry(
+            jax.tree.map(keep, carry.params, new_params),
+            jax.tree.map(keep, carry.opt_state, opt_state),
+            avg,
+            decay_power,
+            best,
+            diverged,
+        )
         return carry, (loss, smoothed, jnp.asarray(True))
 
     def idle(carry: _Carry, step, batch):
@@ -115,8 +127,7 @@ def _sweep(params, batches, start_lr, end_lr, smooth, diverge_factor, *, loss_fn
         return carry, (schedule(step), loss, smoothed, ran)
 
     zero = jnp.zeros((), dtype)
-    init = _Carry(params, tx.init(params), zero, jnp.ones((), dtype), jnp.full((), jnp.inf, dtype),
-                  jnp.asarray(False))
+    init = _Carry(params, tx.init(params), zero, jnp.ones((), dtype), jnp.full((), jnp.inf, dtype), jnp.asarray(False))
     steps = jnp.arange(num_steps, dtype=jnp.int32)
     final, (lrs, losses, smoothed, ran) = jax.lax.scan(body, init, (steps, batches))
     return lrs, losses, smoothed, ran, final.stopped
@@ -224,27 +235,40 @@ def find_lr(
             f"(e.g. optax.adam, not optax.adam(1e-3)), got {optimizer!r}"
         )
     for name, value in (("start_lr", start_lr), ("end_lr", end_lr)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.number)) or not math.isfinite(value) \
-                or value <= 0:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float, np.number))
+            or not math.isfinite(value)
+            or value <= 0
+        ):
             raise ValueError(f"{name} must be a positive finite number, got {name}={value!r}")
         _validate.representable(name, value)  # 1e39 overflows float32
         tiny = float(np.finfo(_base.float_dtype()).tiny)
         if value < tiny:
-            raise ValueError(f"{name}={value!r} underflows {np.dtype(_base.float_dtype()).name} (smallest normal "
-                             f"{tiny:.3g}); its log would be -inf")
+            raise ValueError(
+                f"{name}={value!r} underflows {np.dtype(_base.float_dtype()).name} (smallest normal "
+                f"{tiny:.3g}); its log would be -inf"
+            )
     if not start_lr < end_lr:
         raise ValueError(f"start_lr must be below end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
     if isinstance(smooth, (bool, np.bool_)) or not (isinstance(smooth, (int, float, np.number)) and 0 <= smooth < 1):
         raise ValueError(f"smooth must be in [0, 1), got smooth={smooth!r}")
-    if diverge_factor is not None and (isinstance(diverge_factor, (bool, np.bool_)) or not (
-        isinstance(diverge_factor, (int, float, np.number)) and math.isfinite(diverge_factor) and diverge_factor > 1
-    )):
+    if diverge_factor is not None and (
+        isinstance(diverge_factor, (bool, np.bool_))
+        or not (
+            isinstance(diverge_factor, (int, float, np.number)) and math.isfinite(diverge_factor) and diverge_factor > 1
+        )
+    ):
         raise ValueError(f"diverge_factor must be a finite number > 1 or None, got diverge_factor={diverge_factor!r}")
     for name, value in (("skip_start", skip_start), ("skip_end", skip_end)):
-        _validate.integer(value, name, minimum=0, strict_type=True, message=f"{name} must be an integer >= 0, got {value!r}")
+        _validate.integer(
+            value, name, minimum=0, strict_type=True, message=f"{name} must be an integer >= 0, got {value!r}"
+        )
     leaves = jax.tree.leaves(batches)
     if not leaves:
-        raise ValueError("batches must be a pytree of arrays with a leading axis of one batch per step; it has no leaves")
+        raise ValueError(
+            "batches must be a pytree of arrays with a leading axis of one batch per step; it has no leaves"
+        )
     lengths = {np.shape(x)[0] if np.ndim(x) else None for x in leaves}
     if None in lengths or len(lengths) != 1:
         raise ValueError(
@@ -254,8 +278,9 @@ def find_lr(
     length = lengths.pop()
     if num_steps is None:
         num_steps = length
-    num_steps = _base.integer(num_steps, "num_steps", minimum=2,
-                              message=f"num_steps must be an integer >= 2, got num_steps={num_steps!r}")
+    num_steps = _base.integer(
+        num_steps, "num_steps", minimum=2, message=f"num_steps must be an integer >= 2, got num_steps={num_steps!r}"
+    )
     if num_steps != length:
         raise ValueError(f"num_steps={num_steps} but batches have a leading axis of {length}: give one batch per step")
 
@@ -307,11 +332,17 @@ def plot_lr_find(result: FindLRResult, ax: Any = None, *, title: str | None = No
     if result.suggested_lr is not None:
         i = int(np.flatnonzero(result.lrs == result.suggested_lr)[0])
         ax.axvline(result.suggested_lr, color="C3", linestyle=":", linewidth=1)
-        ax.plot([result.suggested_lr], [result.smoothed_losses[i]], "o", color="C3",
-                label=f"suggested lr {result.suggested_lr:.3g}")
+        ax.plot(
+            [result.suggested_lr],
+            [result.smoothed_losses[i]],
+            "o",
+            color="C3",
+            label=f"suggested lr {result.suggested_lr:.3g}",
+        )
     if result.diverged:
-        ax.axvline(result.lrs[-1], color="0.3", linestyle="--", linewidth=1,
-                   label=f"diverged at lr {result.lrs[-1]:.3g}")
+        ax.axvline(
+            result.lrs[-1], color="0.3", linestyle="--", linewidth=1, label=f"diverged at lr {result.lrs[-1]:.3g}"
+        )
     ax.set_title(title if title is not None else "LR range test")
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")

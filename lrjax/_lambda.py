@@ -72,9 +72,13 @@ class LambdaLR(AbsoluteMember):
     def _finite(self) -> dict[str, Any]:
         fns: tuple[_user_fn.UserFunction, ...] = getattr(self, "_fns")
         largest = max(fn.largest for fn in fns)
-        return {"base_lr": self.base_lr, "lr_lambda(step)": largest,
-                "base_lr * lr_lambda(step)": float(np.max(np.abs(self.base_lr))) * largest
-                if not _steps.is_traced(self.base_lr) else None}
+        return {
+            "base_lr": self.base_lr,
+            "lr_lambda(step)": largest,
+            "base_lr * lr_lambda(step)": float(np.max(np.abs(self.base_lr))) * largest
+            if not _steps.is_traced(self.base_lr)
+            else None,
+        }
 
     @property
     def per_group(self) -> bool:

@@ -68,9 +68,17 @@ class ConstantLR(_Ramp):
 
     def _validate(self) -> None:
         self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
-        self._set("factor", _validate.hyper(
-            self.factor, "factor", low=0.0, high=1.0, groups=False,
-            message="Constant multiplicative factor expected to be between 0 and 1."))
+        self._set(
+            "factor",
+            _validate.hyper(
+                self.factor,
+                "factor",
+                low=0.0,
+                high=1.0,
+                groups=False,
+                message="Constant multiplicative factor expected to be between 0 and 1.",
+            ),
+        )
         self._set("total_iters", _validate.integer(self.total_iters, "total_iters", minimum=0))
         if self.total_iters > 0 and not _steps.is_traced(self.factor) and float(self.factor) == 0.0:
             raise ValueError(
@@ -102,9 +110,7 @@ class ConstantLR(_Ramp):
         return self.total_iters > 0
 
 
-def constant_lr(
-    base_lr: ArrayLike | Sequence[float], factor: ArrayLike = 1.0 / 3, total_iters: int = 5
-) -> ConstantLR:
+def constant_lr(base_lr: ArrayLike | Sequence[float], factor: ArrayLike = 1.0 / 3, total_iters: int = 5) -> ConstantLR:
     r"""Multiplies the learning rate by a constant ``factor`` until step ``total_iters``.
 
     Port of `torch.optim.lr_scheduler.ConstantLR
@@ -148,12 +154,29 @@ class LinearLR(_Ramp):
 
     def _validate(self) -> None:
         self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
-        self._set("start_factor", _validate.hyper(
-            self.start_factor, "start_factor", low=0.0, low_open=True, high=1.0, groups=False,
-            message="Starting multiplicative factor expected to be greater than 0 and less or equal to 1."))
-        self._set("end_factor", _validate.hyper(
-            self.end_factor, "end_factor", low=0.0, high=1.0, groups=False,
-            message="Ending multiplicative factor expected to be between 0 and 1."))
+        self._set(
+            "start_factor",
+            _validate.hyper(
+                self.start_factor,
+                "start_factor",
+                low=0.0,
+                low_open=True,
+                high=1.0,
+                groups=False,
+                message="Starting multiplicative factor expected to be greater than 0 and less or equal to 1.",
+            ),
+        )
+        self._set(
+            "end_factor",
+            _validate.hyper(
+                self.end_factor,
+                "end_factor",
+                low=0.0,
+                high=1.0,
+                groups=False,
+                message="Ending multiplicative factor expected to be between 0 and 1.",
+            ),
+        )
         self._set("total_iters", _validate.integer(self.total_iters, "total_iters", minimum=0))
 
     def ramp(self, done, left):
@@ -176,8 +199,10 @@ class LinearLR(_Ramp):
 
     def entry_error(self) -> str | None:
         if self.total_iters == 0:
-            return (f"{self!r} starts at a milestone, where torch evaluates its closed form, which divides by "
-                    "total_iters=0 (ZeroDivisionError). Use total_iters >= 1.")
+            return (
+                f"{self!r} starts at a milestone, where torch evaluates its closed form, which divides by "
+                "total_iters=0 (ZeroDivisionError). Use total_iters >= 1."
+            )
         return None
 
 
@@ -271,8 +296,10 @@ class PolynomialLR(_Ramp):
 
     def restep_error(self) -> str | None:
         if self.total_iters == 0:
-            return (f"{self!r} would be re-initialised by torch's step() at last_epoch 0, which divides by "
-                    "total_iters=0 (ZeroDivisionError). Use total_iters >= 1.")
+            return (
+                f"{self!r} would be re-initialised by torch's step() at last_epoch 0, which divides by "
+                "total_iters=0 (ZeroDivisionError). Use total_iters >= 1."
+            )
         return None
 
     def entry_map(self) -> Affine:
@@ -282,14 +309,14 @@ class PolynomialLR(_Ramp):
 
     def entry_error(self) -> str | None:
         if self.total_iters == 0:
-            return (f"{self!r} starts at a milestone, where torch evaluates its closed form, which divides by "
-                    "total_iters=0 (ZeroDivisionError). Use total_iters >= 1.")
+            return (
+                f"{self!r} starts at a milestone, where torch evaluates its closed form, which divides by "
+                "total_iters=0 (ZeroDivisionError). Use total_iters >= 1."
+            )
         return None
 
 
-def polynomial_lr(
-    base_lr: ArrayLike | Sequence[float], total_iters: int = 5, power: ArrayLike = 1.0
-) -> PolynomialLR:
+def polynomial_lr(base_lr: ArrayLike | Sequence[float], total_iters: int = 5, power: ArrayLike = 1.0) -> PolynomialLR:
     r"""Decays the learning rate polynomially to 0 over ``total_iters`` steps.
 
     Port of `torch.optim.lr_scheduler.PolynomialLR
@@ -335,8 +362,9 @@ def _from_torch_constant_lr(s: Any, total_steps: int | None) -> ConstantLR:
 def _from_torch_linear_lr(s: Any, total_steps: int | None) -> LinearLR:
     from lrjax._torch_util import groups, iters
 
-    return linear_lr(groups(s.base_lrs), start_factor=s.start_factor, end_factor=s.end_factor,
-                     total_iters=iters(s.total_iters))
+    return linear_lr(
+        groups(s.base_lrs), start_factor=s.start_factor, end_factor=s.end_factor, total_iters=iters(s.total_iters)
+    )
 
 
 def _from_torch_polynomial_lr(s: Any, total_steps: int | None) -> PolynomialLR:

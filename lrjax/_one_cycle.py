@@ -72,8 +72,12 @@ class _OneCycle(LRSchedule):
         if isinstance(pct, (bool, np.bool_)) or not isinstance(pct, (float, np.floating)) or not (0 <= pct <= 1):
             raise ValueError(f"Expected float between 0 and 1 pct_start, but got {pct}")
         self._set("pct_start", float(pct))
-        _validate.choice(self.anneal_strategy, "anneal_strategy", ("cos", "linear"),
-                         f"anneal_strategy must be one of 'cos' or 'linear', instead got {self.anneal_strategy}")
+        _validate.choice(
+            self.anneal_strategy,
+            "anneal_strategy",
+            ("cos", "linear"),
+            f"anneal_strategy must be one of 'cos' or 'linear', instead got {self.anneal_strategy}",
+        )
         self._set("three_phase", _validate.boolean(self.three_phase, "three_phase"))
         ends = self.phase_ends()
         # torch divides by the length of the phase in use: the first phase is in use at step 0 when
@@ -122,8 +126,10 @@ class _OneCycle(LRSchedule):
         if step.f is not None:
             beyond = beyond | (_steps.eq(step.k, T) & (step.f > 0))
         if _steps.fits(T - 1):
-            step = Step(jnp.where(beyond, _steps.uconst(T - 1), step.k),
-                        None if step.f is None else jnp.where(beyond, jnp.zeros((), step.f.dtype), step.f))
+            step = Step(
+                jnp.where(beyond, _steps.uconst(T - 1), step.k),
+                None if step.f is None else jnp.where(beyond, jnp.zeros((), step.f.dtype), step.f),
+            )
         ends = self.phase_ends()
         starts = [0.0] + ends[:-1]
         vals = self.values()
@@ -157,8 +163,9 @@ class OneCycleLR(_OneCycle):
     def _validate(self) -> None:
         self._set("max_lr", _validate.hyper(self.max_lr, "max_lr"))
         self._set("div_factor", _validate.hyper(self.div_factor, "div_factor", low_open=True, groups=False))
-        self._set("final_div_factor", _validate.hyper(
-            self.final_div_factor, "final_div_factor", low_open=True, groups=False))
+        self._set(
+            "final_div_factor", _validate.hyper(self.final_div_factor, "final_div_factor", low_open=True, groups=False)
+        )
         self._check_phases()
 
     def values(self) -> dict[str, Any]:
@@ -168,9 +175,13 @@ class OneCycleLR(_OneCycle):
 
     def _finite(self) -> dict[str, Any]:
         v = self.values()
-        return {"max_lr": self.max_lr, "div_factor": self.div_factor, "final_div_factor": self.final_div_factor,
-                "max_lr / div_factor": v["initial_lr"],
-                "max_lr / div_factor / final_div_factor": v["min_lr"]}
+        return {
+            "max_lr": self.max_lr,
+            "div_factor": self.div_factor,
+            "final_div_factor": self.final_div_factor,
+            "max_lr / div_factor": v["initial_lr"],
+            "max_lr / div_factor / final_div_factor": v["min_lr"],
+        }
 
 
 def one_cycle_lr(
@@ -231,8 +242,17 @@ def one_cycle_lr(
         >>> [round(float(schedule(t)), 6) for t in (0, 2, 9)]
         [0.04, 1.0, 4e-06]
     """
-    return OneCycleLR(max_lr, total_steps, epochs, steps_per_epoch, pct_start, anneal_strategy, div_factor,
-                      final_div_factor, three_phase)
+    return OneCycleLR(
+        max_lr,
+        total_steps,
+        epochs,
+        steps_per_epoch,
+        pct_start,
+        anneal_strategy,
+        div_factor,
+        final_div_factor,
+        three_phase,
+    )
 
 
 @dataclasses.dataclass(frozen=True, eq=False, repr=False)
@@ -294,8 +314,9 @@ def one_cycle_momentum(
         >>> [round(float(momentum(t)), 6) for t in (0, 2, 9)]
         [0.95, 0.85, 0.95]
     """
-    return OneCycleMomentum(total_steps, epochs, steps_per_epoch, pct_start, anneal_strategy, base_momentum,
-                            max_momentum, three_phase)
+    return OneCycleMomentum(
+        total_steps, epochs, steps_per_epoch, pct_start, anneal_strategy, base_momentum, max_momentum, three_phase
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -314,8 +335,12 @@ def _phases(s: Any) -> dict[str, Any]:
         if float(candidate * T) == target:
             pct = candidate
             break
-    return {"total_steps": T, "pct_start": float(pct), "anneal_strategy": s._anneal_func_type,
-            "three_phase": len(phases) == 3}
+    return {
+        "total_steps": T,
+        "pct_start": float(pct),
+        "anneal_strategy": s._anneal_func_type,
+        "three_phase": len(phases) == 3,
+    }
 
 
 def _from_torch_one_cycle_lr(s: Any, total_steps: int | None) -> OneCycleLR:
@@ -326,8 +351,9 @@ def _from_torch_one_cycle_lr(s: Any, total_steps: int | None) -> OneCycleLR:
     initial = [float(g["initial_lr"]) for g in param_groups]
     minimum = [float(g["min_lr"]) for g in param_groups]
     # torch keeps initial_lr = max_lr / div_factor and min_lr = initial_lr / final_div_factor per group.
-    return one_cycle_lr(groups(max_lr), div_factor=max_lr[0] / initial[0], final_div_factor=initial[0] / minimum[0],
-                        **_phases(s))
+    return one_cycle_lr(
+        groups(max_lr), div_factor=max_lr[0] / initial[0], final_div_factor=initial[0] / minimum[0], **_phases(s)
+    )
 
 
 def _from_torch_one_cycle_momentum(s: Any, total_steps: int | None) -> OneCycleMomentum | None:
@@ -336,5 +362,8 @@ def _from_torch_one_cycle_momentum(s: Any, total_steps: int | None) -> OneCycleM
     if not s.cycle_momentum:
         return None
     param_groups = s.optimizer.param_groups
-    return one_cycle_momentum(base_momentum=groups([g["base_momentum"] for g in param_groups]),
-                              max_momentum=groups([g["max_momentum"] for g in param_groups]), **_phases(s))
+    return one_cycle_momentum(
+        base_momentum=groups([g["base_momentum"] for g in param_groups]),
+        max_momentum=groups([g["max_momentum"] for g in param_groups]),
+        **_phases(s),
+    )

@@ -90,7 +90,9 @@ def as_metric(metric: Any, dtype: np.dtype, name: str = "metric") -> jax.Array:
         value = _int_to_float(int(item), metric, name) if arr.dtype.kind in "iu" else float(item)
     else:
         hint = " (convert it with float())" if isinstance(metric, (str, bytes)) else ""
-        raise TypeError(f"{name} must be a real number ({_METRIC_TYPES}), got {type(metric).__name__} {metric!r}{hint}.")
+        raise TypeError(
+            f"{name} must be a real number ({_METRIC_TYPES}), got {type(metric).__name__} {metric!r}{hint}."
+        )
     with np.errstate(over="ignore"):  # beyond float32's range: +-inf, as float32(metric) gives
         return jnp.asarray(np.asarray(value, np.float64).astype(dtype))
 
@@ -138,25 +140,31 @@ class ReduceLROnPlateau:
 
     is_plateau = True  # lrjax.chained_scheduler / sequential_lr reject it with torch's message
 
-    def __init__(self, init: Callable[[ArrayLike | Sequence[float]], PlateauState], update: Callable[[PlateauState, Any], PlateauState],
-                 config: Mapping[str, Any]):
+    def __init__(
+        self,
+        init: Callable[[ArrayLike | Sequence[float]], PlateauState],
+        update: Callable[[PlateauState, Any], PlateauState],
+        config: Mapping[str, Any],
+    ):
         self._init, self._update, self.config = init, update, config
 
     def init(self, base_lr: ArrayLike | Sequence[float], *args: Any) -> PlateauState:
         """The state after construction: ``base_lr`` (a scalar or one value per parameter group)."""
         if args or isinstance(base_lr, Mapping):
-            raise TypeError(NOT_OPTAX.format(what="lrjax.reduce_lr_on_plateau(...)",
-                                             calls="init(base_lr), update(state, metric)")
-                            + f" init() got {type(base_lr).__name__}{' and more arguments' if args else ''}.")
+            raise TypeError(
+                NOT_OPTAX.format(what="lrjax.reduce_lr_on_plateau(...)", calls="init(base_lr), update(state, metric)")
+                + f" init() got {type(base_lr).__name__}{' and more arguments' if args else ''}."
+            )
         return self._init(base_lr)
 
     def update(self, state: PlateauState, metric: Any, *args: Any, **kwargs: Any) -> PlateauState:
         """One torch ``scheduler.step(metric)``: the state after ``metric`` (see :func:`as_metric`)."""
         if args or kwargs or not isinstance(state, PlateauState):
             got = type(state).__name__ if not (args or kwargs) else "more arguments"
-            raise TypeError(NOT_OPTAX.format(what="lrjax.reduce_lr_on_plateau(...)",
-                                             calls="init(base_lr), update(state, metric)")
-                            + f" update() takes a PlateauState and a metric, got {got}.")
+            raise TypeError(
+                NOT_OPTAX.format(what="lrjax.reduce_lr_on_plateau(...)", calls="init(base_lr), update(state, metric)")
+                + f" update() takes a PlateauState and a metric, got {got}."
+            )
         return self._update(state, metric)
 
     def as_schedule(self, base_lr: ArrayLike | Sequence[float], *, accumulation_size: int | None = 1):
@@ -349,11 +357,19 @@ def reduce_lr_on_plateau(
     threshold = _base.hyper(threshold, "threshold", high=_FLOAT32_MAX, groups=False)
     min_lr = _base.hyper(min_lr, "min_lr")
     eps = _base.hyper(eps, "eps", groups=False)
-    config = types.MappingProxyType({
-        "name": "reduce_lr_on_plateau", "mode": mode, "factor": factor, "patience": patience,
-        "threshold": threshold, "threshold_mode": threshold_mode, "cooldown": cooldown,
-        "min_lr": min_lr, "eps": eps,
-    })
+    config = types.MappingProxyType(
+        {
+            "name": "reduce_lr_on_plateau",
+            "mode": mode,
+            "factor": factor,
+            "patience": patience,
+            "threshold": threshold,
+            "threshold_mode": threshold_mode,
+            "cooldown": cooldown,
+            "min_lr": min_lr,
+            "eps": eps,
+        }
+    )
     minimize = mode == "min"
     is_better = better_fn(minimize, threshold_mode == "rel", threshold)
     # Past 2**31 - 2 bad epochs (int32) torch would still be waiting; so are we, in practice forever.
@@ -369,8 +385,9 @@ def reduce_lr_on_plateau(
         lr = jnp.asarray(base, dtype=dtype)
         _min_lr_for(min_lr, lr.shape, dtype)
         zero = jnp.zeros((), jnp.int32)
-        return PlateauState(lr=lr, best=jnp.asarray(mode_worse, dtype), num_bad_epochs=zero,
-                            cooldown_counter=zero, num_updates=zero)
+        return PlateauState(
+            lr=lr, best=jnp.asarray(mode_worse, dtype), num_bad_epochs=zero, cooldown_counter=zero, num_updates=zero
+        )
 
     def update(state: PlateauState, metric: Any) -> PlateauState:
         lr, best = jnp.asarray(state.lr), jnp.asarray(state.best)
@@ -424,8 +441,14 @@ def _from_torch_reduce_lr_on_plateau(scheduler: Any, total_steps: int | None = N
 
     min_lr = scheduler.default_min_lr if scheduler.default_min_lr is not None else floats(scheduler.min_lrs)
     plateau = reduce_lr_on_plateau(
-        mode=scheduler.mode, factor=scheduler.factor, patience=scheduler.patience, threshold=scheduler.threshold,
-        threshold_mode=scheduler.threshold_mode, cooldown=scheduler.cooldown, min_lr=min_lr, eps=scheduler.eps,
+        mode=scheduler.mode,
+        factor=scheduler.factor,
+        patience=scheduler.patience,
+        threshold=scheduler.threshold,
+        threshold_mode=scheduler.threshold_mode,
+        cooldown=scheduler.cooldown,
+        min_lr=min_lr,
+        eps=scheduler.eps,
     )
     lrs = floats(g["lr"] for g in scheduler.optimizer.param_groups)
 
@@ -441,5 +464,6 @@ def _from_torch_reduce_lr_on_plateau(scheduler: Any, total_steps: int | None = N
     scheduler_best = float(scheduler.best)
     num_bad_epochs, cooldown_counter = int(scheduler.num_bad_epochs), int(scheduler.cooldown_counter)
     last_epoch = int(scheduler.last_epoch)
-    return _plateau_compose.PlateauSchedule(init=now, update=lambda s, m, step: plateau.update(s, m),
-                                            lr=lambda s, step: s.lr, plateau=plateau).as_schedule(accumulation_size=None)
+    return _plateau_compose.PlateauSchedule(
+        init=now, update=lambda s, m, step: plateau.update(s, m), lr=lambda s, step: s.lr, plateau=plateau
+    ).as_schedule(accumulation_size=None)

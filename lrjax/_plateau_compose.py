@@ -40,9 +40,15 @@ class PlateauSchedule:
 
     is_plateau = True  # lrjax.chained_scheduler / sequential_lr reject it with torch's message
 
-    def __init__(self, init: Callable[[], Any], update: Callable[[Any, Any, ArrayLike], Any],
-                 lr: Callable[[Any, ArrayLike], jax.Array], *, plateau: ReduceLROnPlateau | None = None,
-                 description: str | None = None):
+    def __init__(
+        self,
+        init: Callable[[], Any],
+        update: Callable[[Any, Any, ArrayLike], Any],
+        lr: Callable[[Any, ArrayLike], jax.Array],
+        *,
+        plateau: ReduceLROnPlateau | None = None,
+        description: str | None = None,
+    ):
         for name, fn in (("init", init), ("update", update), ("lr", lr)):
             if not callable(fn):
                 raise ValueError(f"PlateauSchedule's {name} must be a function, got {fn!r}")
@@ -53,14 +59,16 @@ class PlateauSchedule:
 
     def init(self, *args: Any) -> Any:
         if args:
-            raise TypeError(NOT_OPTAX.format(what=repr(self), calls=_CALLS)
-                            + " Use .as_transform(base_lr) in optax.chain.")
+            raise TypeError(
+                NOT_OPTAX.format(what=repr(self), calls=_CALLS) + " Use .as_transform(base_lr) in optax.chain."
+            )
         return self._init()
 
     def update(self, state: Any, metric: Any, step: ArrayLike, *args: Any, **kwargs: Any) -> Any:
         if args or kwargs:
-            raise TypeError(NOT_OPTAX.format(what=repr(self), calls=_CALLS)
-                            + " Use .as_transform(base_lr) in optax.chain.")
+            raise TypeError(
+                NOT_OPTAX.format(what=repr(self), calls=_CALLS) + " Use .as_transform(base_lr) in optax.chain."
+            )
         return self._update(state, metric, step)
 
     def lr(self, state: Any, step: ArrayLike) -> jax.Array:
@@ -123,7 +131,9 @@ def alone(plateau: ReduceLROnPlateau, base_lr: ArrayLike | Sequence[float]) -> P
         del step
         return state.lr
 
-    out = PlateauSchedule(init, update, lr, plateau=plateau, description=f"lrjax.PlateauSchedule({plateau!r}, base_lr={_base.fmt(base)})")
+    out = PlateauSchedule(
+        init, update, lr, plateau=plateau, description=f"lrjax.PlateauSchedule({plateau!r}, base_lr={_base.fmt(base)})"
+    )
     out._alone_base = base
     return out
 
@@ -188,8 +198,13 @@ def sequential_plateau(schedule: Schedule, plateau: ReduceLROnPlateau, milestone
         t = jnp.asarray(step)
         return jnp.where(_before(t, milestone), schedule(t), state.lr)
 
-    return PlateauSchedule(init, update, lr, plateau=plateau,
-                           description=f"lrjax.sequential_plateau({schedule!r}, {plateau!r}, milestone={milestone})")
+    return PlateauSchedule(
+        init,
+        update,
+        lr,
+        plateau=plateau,
+        description=f"lrjax.sequential_plateau({schedule!r}, {plateau!r}, milestone={milestone})",
+    )
 
 
 def chained_plateau(schedule: Schedule, plateau: ReduceLROnPlateau) -> PlateauSchedule:
@@ -247,5 +262,6 @@ def chained_plateau(schedule: Schedule, plateau: ReduceLROnPlateau) -> PlateauSc
         value = jnp.asarray(schedule(step))
         return value * jnp.asarray(state.lr).astype(value.dtype)
 
-    return PlateauSchedule(init, update, lr, plateau=plateau,
-                           description=f"lrjax.chained_plateau({schedule!r}, {plateau!r})")
+    return PlateauSchedule(
+        init, update, lr, plateau=plateau, description=f"lrjax.chained_plateau({schedule!r}, {plateau!r})"
+    )

@@ -99,23 +99,28 @@ class StatefulPlateau:
         if not isinstance(source, PlateauSchedule):
             raise ValueError(f"source must be an lrjax.PlateauSchedule, got {source!r}")
         if accumulation_size is not None:
-            accumulation_size = _base.integer(accumulation_size, "accumulation_size", minimum=1,
-                                              message=f"accumulation_size must be an integer >= 1 or None, "
-                                                      f"got {accumulation_size!r}")
+            accumulation_size = _base.integer(
+                accumulation_size,
+                "accumulation_size",
+                minimum=1,
+                message=f"accumulation_size must be an integer >= 1 or None, got {accumulation_size!r}",
+            )
         self.source = source
         self.plateau = source.plateau
         self.accumulation_size = accumulation_size
         # This schedule's own state type: plateau_step finds its states by it.
-        self.State = type("StatefulPlateauState", (StatefulPlateauState,),
-                          {"__slots__": (), "_owner": self, "__module__": __name__})
+        self.State = type(
+            "StatefulPlateauState", (StatefulPlateauState,), {"__slots__": (), "_owner": self, "__module__": __name__}
+        )
 
     # --- optax's StatefulSchedule protocol ---
 
     def init(self) -> StatefulPlateauState:
         dtype = _base.float_dtype()
         zero_f, zero_i = jnp.zeros((), dtype), jnp.zeros((), jnp.int32)
-        return self.State(count=zero_i, value_sum=zero_f, value_error=zero_f, num_values=zero_i,
-                          plateau=self.source.init())
+        return self.State(
+            count=zero_i, value_sum=zero_f, value_error=zero_f, num_values=zero_i, plateau=self.source.init()
+        )
 
     def __call__(self, state: StatefulPlateauState, **extra_args: Any) -> jax.Array:
         del extra_args
@@ -150,9 +155,13 @@ class StatefulPlateau:
         stepped = self.source.update(state.plateau, mean, count)
         plateau = jax.tree.map(lambda new, old: jnp.where(full, new, old), stepped, state.plateau)
         zero = jnp.zeros((), dtype)
-        return self.State(count=count, value_sum=jnp.where(full, zero, total),
-                          value_error=jnp.where(full, zero, error), num_values=jnp.where(full, 0, n),
-                          plateau=plateau)
+        return self.State(
+            count=count,
+            value_sum=jnp.where(full, zero, total),
+            value_error=jnp.where(full, zero, error),
+            num_values=jnp.where(full, 0, n),
+            plateau=plateau,
+        )
 
     # --- metrics from outside the train step ---
 
@@ -182,8 +191,10 @@ class PlateauTransform(optax.GradientTransformationExtraArgs):
 
     @classmethod
     def build(cls, schedule: StatefulPlateau, base_lr: ArrayLike) -> PlateauTransform:
-        message = (f"base_lr must be one positive number (the lr of the optimizer before it in optax.chain), got "
-                   f"{base_lr!r}; for parameter groups, one transformation each in optax.multi_transform")
+        message = (
+            f"base_lr must be one positive number (the lr of the optimizer before it in optax.chain), got "
+            f"{base_lr!r}; for parameter groups, one transformation each in optax.multi_transform"
+        )
         if not _base.is_traced(base_lr) and np.ndim(base_lr) != 0:
             raise ValueError(message)
         base = _base.hyper(base_lr, "base_lr", low=0.0, low_open=True, groups=False, message=message)
@@ -202,8 +213,10 @@ class PlateauTransform(optax.GradientTransformationExtraArgs):
         """The object whose bound methods are this transformation's ``init`` and ``update`` (see :meth:`build`)."""
         fns = getattr(self.init, "__self__", None)
         if not isinstance(fns, _TransformFns):
-            raise AttributeError(f"this PlateauTransform was not made by lrjax.scale_by_plateau or plateau.as_transform "
-                                 f"(its init is {self.init!r}), so it has no plateau schedule or base_lr")
+            raise AttributeError(
+                f"this PlateauTransform was not made by lrjax.scale_by_plateau or plateau.as_transform "
+                f"(its init is {self.init!r}), so it has no plateau schedule or base_lr"
+            )
         return fns
 
     @property
@@ -230,8 +243,9 @@ class _TransformFns:
         del params
         return self.schedule.init()
 
-    def update(self, updates: Any, state: StatefulPlateauState, params: Any = None, *, value: Any = None,
-               **extra_args: Any) -> tuple[Any, StatefulPlateauState]:
+    def update(
+        self, updates: Any, state: StatefulPlateauState, params: Any = None, *, value: Any = None, **extra_args: Any
+    ) -> tuple[Any, StatefulPlateauState]:
         del params, extra_args
         lr = self.schedule(state)
         scale = lr / jax.lax.optimization_barrier(jnp.asarray(self.base_lr, lr.dtype))  # see StatefulPlateau.update
@@ -301,8 +315,16 @@ def scale_by_plateau(
         -0.1 0.05
         -0.05 0.025
     """
-    plateau = reduce_lr_on_plateau(mode=mode, factor=factor, patience=patience, threshold=threshold,
-                                   threshold_mode=threshold_mode, cooldown=cooldown, min_lr=min_lr, eps=eps)
+    plateau = reduce_lr_on_plateau(
+        mode=mode,
+        factor=factor,
+        patience=patience,
+        threshold=threshold,
+        threshold_mode=threshold_mode,
+        cooldown=cooldown,
+        min_lr=min_lr,
+        eps=eps,
+    )
     return plateau.as_transform(base_lr, accumulation_size=accumulation_size)
 
 
@@ -344,8 +366,9 @@ def _map_plateaus(tree: Any, fn, refresh: bool = True) -> Any:
                 if refresh and isinstance(v, StatefulPlateauState) and k in hyper:
                     lr = _owner(v)(states[k])
                     hyper[k] = lr.astype(jnp.asarray(hyper[k]).dtype)
-            return node._replace(hyperparams=hyper, hyperparams_states=states,
-                                 inner_state=_map_plateaus(node.inner_state, fn, refresh))
+            return node._replace(
+                hyperparams=hyper, hyperparams_states=states, inner_state=_map_plateaus(node.inner_state, fn, refresh)
+            )
         return node
 
     return jax.tree.map(visit, tree, is_leaf=_is_node)
@@ -391,8 +414,10 @@ def plateau_step(tree: Any, metric: Any) -> Any:
     """
     pure = _pure(tree)
     if not _plateau_nodes(pure):
-        raise ValueError("plateau_step found no lrjax plateau state in the tree (from lrjax.scale_by_plateau, "
-                         "plateau.as_transform or plateau.as_schedule).")
+        raise ValueError(
+            "plateau_step found no lrjax plateau state in the tree (from lrjax.scale_by_plateau, "
+            "plateau.as_transform or plateau.as_schedule)."
+        )
     new = _map_plateaus(pure, lambda node: _owner(node).step(node, metric))
     variables = jax.tree.leaves(tree, is_leaf=_is_variable)
     if not any(_is_variable(v) for v in variables):
@@ -412,10 +437,19 @@ def plateau_lr(tree: Any) -> jax.Array:
     """
     nodes = _plateau_nodes(_pure(tree))
     if len(nodes) != 1:
-        raise ValueError(f"plateau_lr needs a tree with one lrjax plateau state, found {len(nodes)}; pass the part "
-                         "of the optimizer state that holds the one you want.")
+        raise ValueError(
+            f"plateau_lr needs a tree with one lrjax plateau state, found {len(nodes)}; pass the part "
+            "of the optimizer state that holds the one you want."
+        )
     return _owner(nodes[0])(nodes[0])
 
 
-__all__ = ["PlateauState", "PlateauTransform", "StatefulPlateau", "StatefulPlateauState", "plateau_lr",
-           "plateau_step", "scale_by_plateau"]
+__all__ = [
+    "PlateauState",
+    "PlateauTransform",
+    "StatefulPlateau",
+    "StatefulPlateauState",
+    "plateau_lr",
+    "plateau_step",
+    "scale_by_plateau",
+]

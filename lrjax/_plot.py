@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
 import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import jax
@@ -46,10 +46,14 @@ def label_of(schedule: Callable) -> str:
         fn = getattr(lrjax, schedule.name, None)
         defaults = {}
         if fn is not None:
-            defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items()
-                        if p.default is not inspect.Parameter.empty}
-        args = ", ".join(f"{k}={fmt(v)}" for k, v in schedule.kwargs.items()
-                         if k not in defaults or fmt(v) != fmt(defaults[k]))
+            defaults = {
+                k: p.default
+                for k, p in inspect.signature(fn).parameters.items()
+                if p.default is not inspect.Parameter.empty
+            }
+        args = ", ".join(
+            f"{k}={fmt(v)}" for k, v in schedule.kwargs.items() if k not in defaults or fmt(v) != fmt(defaults[k])
+        )
         text = f"{schedule.name}({args})"
         return text if len(text) <= _MAX_LABEL else schedule.name
     return getattr(schedule, "__name__", type(schedule).__name__)
@@ -192,8 +196,10 @@ def plot(
                     f"momentum keys {unknown!r} name no schedule; pass schedules as a dict with the same keys"
                 )
             if not isinstance(schedules, Mapping):  # an empty dict
-                raise ValueError("momentum is an empty dict, keyed like no schedule: pass schedules as a dict with "
-                                 "the same keys, or momentum as a list (None where there is none)")
+                raise ValueError(
+                    "momentum is an empty dict, keyed like no schedule: pass schedules as a dict with "
+                    "the same keys, or momentum as a list (None where there is none)"
+                )
             momenta = [momentum.get(k) for k in keys]
         elif callable(momentum):
             if len(pairs) != 1:
@@ -223,8 +229,13 @@ def plot(
                 twin.plot(ts, values, linestyle="--", color=colors[0], label=f"{momentum_label}: {label}")
             else:
                 for g in range(values.shape[1]):
-                    twin.plot(ts, values[:, g], linestyle="--", color=colors[min(g, len(colors) - 1)],
-                              label=f"{momentum_label}: {label} [group {g}]")
+                    twin.plot(
+                        ts,
+                        values[:, g],
+                        linestyle="--",
+                        color=colors[min(g, len(colors) - 1)],
+                        label=f"{momentum_label}: {label} [group {g}]",
+                    )
             n_lines += values.shape[1] if values.ndim == 2 else 1
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)

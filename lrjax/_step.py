@@ -107,7 +107,9 @@ class MultiStepLR(_Geometric):
             raise ValueError(f"milestones must be a list of step indices, got {ms!r}")
         ms = list(ms)
         message = f"milestones must be non-negative integers, got {ms!r}"
-        self._set("milestones", tuple(sorted(_validate.integer(m, "milestones", minimum=0, message=message) for m in ms)))
+        self._set(
+            "milestones", tuple(sorted(_validate.integer(m, "milestones", minimum=0, message=message) for m in ms))
+        )
         self._set("gamma", _validate.hyper(self.gamma, "gamma", groups=False))
 
     @property

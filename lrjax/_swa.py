@@ -29,11 +29,22 @@ class SWALR(Member):
         self._set("base_lr", _validate.hyper(self.base_lr, "base_lr"))
         self._set("swa_lr", _validate.hyper(self.swa_lr, "swa_lr"))
         _validate.check_groups(base_lr=self.base_lr, swa_lr=self.swa_lr)
-        _validate.choice(self.anneal_strategy, "anneal_strategy", ("cos", "linear"),
-                         f"anneal_strategy must be one of 'cos' or 'linear', instead got {self.anneal_strategy}")
-        self._set("anneal_epochs", _validate.integer(
-            self.anneal_epochs, "anneal_epochs", minimum=0, strict_type=True,
-            message=f"anneal_epochs must be equal or greater than 0, got {self.anneal_epochs}"))
+        _validate.choice(
+            self.anneal_strategy,
+            "anneal_strategy",
+            ("cos", "linear"),
+            f"anneal_strategy must be one of 'cos' or 'linear', instead got {self.anneal_strategy}",
+        )
+        self._set(
+            "anneal_epochs",
+            _validate.integer(
+                self.anneal_epochs,
+                "anneal_epochs",
+                minimum=0,
+                strict_type=True,
+                message=f"anneal_epochs must be equal or greater than 0, got {self.anneal_epochs}",
+            ),
+        )
 
     def _finite(self) -> dict[str, Any]:
         return {"base_lr": self.base_lr, "swa_lr": self.swa_lr}

@@ -55,9 +55,7 @@ def python_values(fn: Callable, name: str, steps: Sequence[int]) -> np.ndarray:
             raise ValueError(f"{name}({k}) raises {type(e).__name__}: {e}") from e
         value = _real(raw)
         if value is None or not math.isfinite(value) or value < 0:
-            raise ValueError(
-                f"{name}({k}) = {raw!r}: learning-rate factors must be finite, non-negative real numbers"
-            )
+            raise ValueError(f"{name}({k}) = {raw!r}: learning-rate factors must be finite, non-negative real numbers")
         out[i] = value
     return out
 
@@ -70,8 +68,10 @@ def probe(fn: Callable) -> tuple[Exception | None, bool]:
     except Exception as e:  # noqa: BLE001 - any failure means "not traceable"
         return e, True
     outs = closed.out_avals
-    if len(outs) != 1 or outs[0].shape != () or not (
-        jnp.issubdtype(outs[0].dtype, jnp.integer) or jnp.issubdtype(outs[0].dtype, jnp.floating)
+    if (
+        len(outs) != 1
+        or outs[0].shape != ()
+        or not (jnp.issubdtype(outs[0].dtype, jnp.integer) or jnp.issubdtype(outs[0].dtype, jnp.floating))
     ):
         return TypeError(f"it must return one real number per step, but returned {outs}"), True
     jaxpr = closed.jaxpr

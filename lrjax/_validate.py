@@ -83,7 +83,8 @@ def representable(name: str, value: Any, dtype: np.dtype | None = None) -> None:
     if not math.isfinite(biggest) or biggest > float(np.finfo(dtype).max):
         hint = " (enable jax_enable_x64 for float64 schedules)" if dtype == np.float32 else ""
         raise ValueError(
-            f"{name}={_short(value)} overflows {dtype.name}, whose largest value is {float(np.finfo(dtype).max):.4g}{hint}."
+            f"{name}={_short(value)} overflows {dtype.name}, whose largest value is "
+            f"{float(np.finfo(dtype).max):.4g}{hint}."
         )
 
 
@@ -116,18 +117,15 @@ def integer(
     """Validates an integer argument (``>= minimum``, any size). Integral floats are accepted unless
     ``strict_type``; bools never."""
     bad = message or (
-        f"{name} must be an integer >= {minimum}, got {x!r}" if minimum is not None else f"{name} must be an integer, got {x!r}"
+        f"{name} must be an integer >= {minimum}, got {x!r}"
+        if minimum is not None
+        else f"{name} must be an integer, got {x!r}"
     )
     if isinstance(x, (bool, np.bool_)):
         raise ValueError(bad)
     if isinstance(x, numbers.Integral):
         value = int(x)
-    elif (
-        not strict_type
-        and isinstance(x, (float, np.floating))
-        and math.isfinite(x)
-        and float(x).is_integer()
-    ):
+    elif not strict_type and isinstance(x, (float, np.floating)) and math.isfinite(x) and float(x).is_integer():
         value = int(x)
     else:
         raise ValueError(bad)

@@ -107,8 +107,10 @@ def _constant(epoch: Any) -> float:
 
 
 def _warmup_cosine() -> list[dict[str, Any]]:
-    return [{"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.1, "total_iters": 10},
-            {"name": "cosine_annealing_lr", "base_lr": 0.1, "T_max": 90}]
+    return [
+        {"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.1, "total_iters": 10},
+        {"name": "cosine_annealing_lr", "base_lr": 0.1, "T_max": 90},
+    ]
 
 
 _ENTRIES: tuple[Entry, ...] = (
@@ -120,28 +122,85 @@ _ENTRIES: tuple[Entry, ...] = (
     Entry("linear_lr", "_linear", "LinearLR", example={"base_lr": 0.1, "start_factor": 0.1, "total_iters": 10}),
     Entry("exponential_lr", "_step", "ExponentialLR", example={"base_lr": 0.1, "gamma": 0.95}),
     Entry("polynomial_lr", "_linear", "PolynomialLR", example={"base_lr": 0.1, "total_iters": 50, "power": 2.0}),
-    Entry("cosine_annealing_lr", "_cosine", "CosineAnnealingLR",
-          example={"base_lr": 0.1, "T_max": 50, "eta_min": 0.001}),
-    Entry("cosine_annealing_warm_restarts", "_cosine", "CosineAnnealingWarmRestarts",
-          example={"base_lr": 0.1, "T_0": 10, "T_mult": 2, "eta_min": 0.001}),
-    Entry("cyclic_lr", "_cyclic", "CyclicLR", momentum="cyclic_momentum", torch_lr=None,
-          example={"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 20, "mode": "triangular2"}),
-    Entry("one_cycle_lr", "_one_cycle", "OneCycleLR", momentum="one_cycle_momentum", torch_lr=None,
-          example={"max_lr": 0.1, "total_steps": 100}),
-    Entry("swalr", "_swa", "SWALR", torch_module="torch.optim.swa_utils",
-          example={"base_lr": 0.1, "swa_lr": 0.02, "anneal_epochs": 10}),
-    Entry("chained_scheduler", "_compose", "ChainedScheduler", torch_lr=None, composite=True, members="schedules",
-          example={"schedules": [{"name": "constant_lr", "base_lr": 0.1, "factor": 0.1, "total_iters": 20},
-                                 {"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.95}]}),
-    Entry("sequential_lr", "_compose", "SequentialLR", torch_lr=None, composite=True, members="schedules",
-          example={"schedules": _warmup_cosine(), "milestones": [10]}),
-    Entry("reduce_lr_on_plateau", "_plateau", "ReduceLROnPlateau", role="plateau", torch_lr=None,
-          example={"factor": 0.5, "patience": 5}),
-    Entry("cyclic_momentum", "_cyclic", role="momentum", torch_lr=None,
-          example={"base_momentum": 0.8, "max_momentum": 0.9, "step_size_up": 20, "mode": "triangular2"}),
+    Entry(
+        "cosine_annealing_lr", "_cosine", "CosineAnnealingLR", example={"base_lr": 0.1, "T_max": 50, "eta_min": 0.001}
+    ),
+    Entry(
+        "cosine_annealing_warm_restarts",
+        "_cosine",
+        "CosineAnnealingWarmRestarts",
+        example={"base_lr": 0.1, "T_0": 10, "T_mult": 2, "eta_min": 0.001},
+    ),
+    Entry(
+        "cyclic_lr",
+        "_cyclic",
+        "CyclicLR",
+        momentum="cyclic_momentum",
+        torch_lr=None,
+        example={"base_lr": 0.01, "max_lr": 0.1, "step_size_up": 20, "mode": "triangular2"},
+    ),
+    Entry(
+        "one_cycle_lr",
+        "_one_cycle",
+        "OneCycleLR",
+        momentum="one_cycle_momentum",
+        torch_lr=None,
+        example={"max_lr": 0.1, "total_steps": 100},
+    ),
+    Entry(
+        "swalr",
+        "_swa",
+        "SWALR",
+        torch_module="torch.optim.swa_utils",
+        example={"base_lr": 0.1, "swa_lr": 0.02, "anneal_epochs": 10},
+    ),
+    Entry(
+        "chained_scheduler",
+        "_compose",
+        "ChainedScheduler",
+        torch_lr=None,
+        composite=True,
+        members="schedules",
+        example={
+            "schedules": [
+                {"name": "constant_lr", "base_lr": 0.1, "factor": 0.1, "total_iters": 20},
+                {"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.95},
+            ]
+        },
+    ),
+    Entry(
+        "sequential_lr",
+        "_compose",
+        "SequentialLR",
+        torch_lr=None,
+        composite=True,
+        members="schedules",
+        example={"schedules": _warmup_cosine(), "milestones": [10]},
+    ),
+    Entry(
+        "reduce_lr_on_plateau",
+        "_plateau",
+        "ReduceLROnPlateau",
+        role="plateau",
+        torch_lr=None,
+        example={"factor": 0.5, "patience": 5},
+    ),
+    Entry(
+        "cyclic_momentum",
+        "_cyclic",
+        role="momentum",
+        torch_lr=None,
+        example={"base_momentum": 0.8, "max_momentum": 0.9, "step_size_up": 20, "mode": "triangular2"},
+    ),
     Entry("one_cycle_momentum", "_one_cycle", role="momentum", torch_lr=None, example={"total_steps": 100}),
-    Entry("per_epoch", "_epoch", role="wrapper", torch_lr=None, members="schedule",
-          example={"schedule": {"name": "step_lr", "base_lr": 0.1, "step_size": 2}, "steps_per_epoch": 10}),
+    Entry(
+        "per_epoch",
+        "_epoch",
+        role="wrapper",
+        torch_lr=None,
+        members="schedule",
+        example={"schedule": {"name": "step_lr", "base_lr": 0.1, "step_size": 2}, "steps_per_epoch": 10},
+    ),
 )
 
 

@@ -68,20 +68,28 @@ def main(argv: list[str] | None = None) -> int:
     x, y = load_digits()
     batches = make_batches(x, y, args.steps, args.batch_size, args.seed)
     params = init_params()
-    print(f"jax {jax.__version__} on {jax.devices()[0].platform}; {len(x)} digits, {args.steps} steps of "
-          f"{args.batch_size}, lr {args.start_lr:g} -> {args.end_lr:g}")
+    print(
+        f"jax {jax.__version__} on {jax.devices()[0].platform}; {len(x)} digits, {args.steps} steps of "
+        f"{args.batch_size}, lr {args.start_lr:g} -> {args.end_lr:g}"
+    )
     results = {}
     for name, optimizer in OPTIMIZERS.items():
         start = time.perf_counter()
-        result = lrjax.find_lr(loss_fn, params, batches, optimizer=optimizer, start_lr=args.start_lr,
-                               end_lr=args.end_lr)
+        result = lrjax.find_lr(
+            loss_fn, params, batches, optimizer=optimizer, start_lr=args.start_lr, end_lr=args.end_lr
+        )
         seconds = time.perf_counter() - start
         results[name] = result
-        where = f"diverged at lr {result.diverged_lr:.3g} (step {result.num_steps_run - 1})" if result.diverged \
+        where = (
+            f"diverged at lr {result.diverged_lr:.3g} (step {result.num_steps_run - 1})"
+            if result.diverged
             else "did not diverge"
-        print(f"{name:5s}: suggested lr {result.suggested_lr:.3g}, min smoothed loss "
-              f"{np.min(result.smoothed_losses):.3f} at lr {result.min_loss_lr:.3g}, {where}; "
-              f"{seconds:.2f} s (compile included)")
+        )
+        print(
+            f"{name:5s}: suggested lr {result.suggested_lr:.3g}, min smoothed loss "
+            f"{np.min(result.smoothed_losses):.3f} at lr {result.min_loss_lr:.3g}, {where}; "
+            f"{seconds:.2f} s (compile included)"
+        )
 
     from matplotlib.figure import Figure
 

@@ -68,8 +68,9 @@ def main() -> int:
         if "momentum" in case["expected"]:
             name = case["scheduler"] + " (momentum)"
             stats[name]["cases"] += 1
-            record(name, {b: _evaluate(momentum, steps, n, b) for b in (32, 64)},
-                   np.asarray(case["expected"]["momentum"]))
+            record(
+                name, {b: _evaluate(momentum, steps, n, b) for b in (32, 64)}, np.asarray(case["expected"]["momentum"])
+            )
 
     notes: list[str] = []
     drifting: set[str] = set()  # float64 compared with the exact value, not torch's drifted one
@@ -96,7 +97,8 @@ def main() -> int:
                     f"200 steps where lrjax and torch differ most, the worst relative error against the exact "
                     f"value is {np.max(np.abs(ours64[worst] - exact) / np.abs(exact)):.1e} for lrjax and "
                     f"{np.max(np.abs(torch64[worst] - exact) / np.abs(exact)):.1e} for torch "
-                    f"(tests/test_long_runs.py requires lrjax within the float64 contract of the exact value there).")
+                    f"(tests/test_long_runs.py requires lrjax within the float64 contract of the exact value there)."
+                )
 
     lines = [
         "| scheduler | cases | values | float32 worst rel. error | float32 worst / allowed | "
@@ -105,15 +107,19 @@ def main() -> int:
     ]
     for name, s in stats.items():
         mark = " (torch drifts, see below)" if name in drifting else ""
-        lines.append(f"| {name} | {s['cases']} | {s['values']} | {s[32][0]:.1e} | {s[32][1]:.2f} | "
-                     f"{s[64][0]:.1e}{mark} | {s[64][1]:.2f}{mark} |")
+        lines.append(
+            f"| {name} | {s['cases']} | {s['values']} | {s[32][0]:.1e} | {s[32][1]:.2f} | "
+            f"{s[64][0]:.1e}{mark} | {s[64][1]:.2f}{mark} |"
+        )
     total_cases = sum(s["cases"] for n, s in stats.items() if "momentum" not in n)
     total_values = sum(s["values"] for s in stats.values())
     f64 = [s[64] for n, s in stats.items() if n not in drifting]
     but = f" (but the {len(drifting)} runs where torch drifts)" if drifting else ""
-    lines.append(f"| **all** | {total_cases} | {total_values} | {max(s[32][0] for s in stats.values()):.1e} | "
-                 f"{max(s[32][1] for s in stats.values()):.2f} | {max(e[0] for e in f64):.1e}{but} | "
-                 f"{max(e[1] for e in f64):.2f}{but} |")
+    lines.append(
+        f"| **all** | {total_cases} | {total_values} | {max(s[32][0] for s in stats.values()):.1e} | "
+        f"{max(s[32][1] for s in stats.values()):.2f} | {max(e[0] for e in f64):.1e}{but} | "
+        f"{max(e[1] for e in f64):.2f}{but} |"
+    )
     text = "\n".join(lines) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
     print(text)
     if args.write:

@@ -123,9 +123,18 @@ def from_example(entry: registry.Entry) -> Entry:
     if entry.role == "plateau":
         plateau, metric = schedule, synthetic_val_loss(steps)
         schedule = table_schedule(plateau_lrs(plateau, PLATEAU_LR, metric))
-    return Entry(entry.torch_class, _call(config, torch=True), code, {entry.name: schedule}, steps,
-                 momentum=momentum, members=members, metric=metric, plateau=plateau,
-                 note="registry example" if metric is None else "registry example; a synthetic validation loss")
+    return Entry(
+        entry.torch_class,
+        _call(config, torch=True),
+        code,
+        {entry.name: schedule},
+        steps,
+        momentum=momentum,
+        members=members,
+        metric=metric,
+        plateau=plateau,
+        note="registry example" if metric is None else "registry example; a synthetic validation loss",
+    )
 
 
 def curated() -> list[Entry]:
@@ -139,68 +148,146 @@ def curated() -> list[Entry]:
     warmup = lrjax.linear_lr(0.1, start_factor=0.1, total_iters=10)
     cosine = lrjax.cosine_annealing_lr(0.1, T_max=90)
     return [
-        Entry("LambdaLR", "LambdaLR(opt, lr_lambda=[lambda epoch: epoch // 30, lambda epoch: 0.95 ** epoch])",
-              "lambda_lr([0.05, 0.05], [lambda e: e // 30, lambda e: 0.95 ** e], total_steps=100)",
-              {"lambda_lr": lrjax.lambda_lr([0.05, 0.05], [lambda epoch: epoch // 30, lambda epoch: 0.95 ** epoch],
-                                            total_steps=100)}, 100,
-              note="two parameter groups; torch's Python lambdas, tabulated with total_steps"),
-        Entry("MultiplicativeLR", "MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.95)",
-              "multiplicative_lr(0.05, lambda epoch: 0.95)",
-              {"multiplicative_lr": lrjax.multiplicative_lr(0.05, lambda epoch: 0.95)}, 100),
-        Entry("StepLR", "StepLR(opt, step_size=30, gamma=0.1)", "step_lr(0.05, step_size=30, gamma=0.1)",
-              {"step_lr": lrjax.step_lr(0.05, step_size=30, gamma=0.1)}, 100),
-        Entry("MultiStepLR", "MultiStepLR(opt, milestones=[30, 80], gamma=0.1)",
-              "multi_step_lr(0.05, milestones=[30, 80], gamma=0.1)",
-              {"multi_step_lr": lrjax.multi_step_lr(0.05, milestones=[30, 80], gamma=0.1)}, 100),
-        Entry("ConstantLR", "ConstantLR(opt, factor=0.5, total_iters=40)",
-              "constant_lr(0.05, factor=0.5, total_iters=40)",
-              {"constant_lr": lrjax.constant_lr(0.05, factor=0.5, total_iters=40)}, 100),
-        Entry("LinearLR", "LinearLR(opt, start_factor=0.1, total_iters=40)",
-              "linear_lr(0.05, start_factor=0.1, total_iters=40)",
-              {"linear_lr": lrjax.linear_lr(0.05, start_factor=0.1, total_iters=40)}, 100),
-        Entry("ExponentialLR", "ExponentialLR(opt, gamma=0.95)", "exponential_lr(0.05, gamma=0.95)",
-              {"exponential_lr": lrjax.exponential_lr(0.05, gamma=0.95)}, 100),
-        Entry("PolynomialLR", "PolynomialLR(opt, total_iters=80, power=2.0)",
-              "polynomial_lr(0.05, total_iters=80, power=2.0)",
-              {"polynomial_lr": lrjax.polynomial_lr(0.05, total_iters=80, power=2.0)}, 100),
-        Entry("CosineAnnealingLR", "CosineAnnealingLR(opt, T_max=50, eta_min=0.001)",
-              "cosine_annealing_lr(0.1, T_max=50, eta_min=0.001)",
-              {"cosine_annealing_lr": lrjax.cosine_annealing_lr(0.1, T_max=50, eta_min=0.001)}, 150,
-              note="as in torch, the lr rises again after T_max (period 2 T_max)"),
-        Entry("CosineAnnealingWarmRestarts", "CosineAnnealingWarmRestarts(opt, T_0=10, T_mult=2, eta_min=0.001)",
-              "cosine_annealing_warm_restarts(0.1, T_0=10, T_mult=2, eta_min=0.001)",
-              {"cosine_annealing_warm_restarts":
-                   lrjax.cosine_annealing_warm_restarts(0.1, T_0=10, T_mult=2, eta_min=0.001)}, 150),
-        Entry("CyclicLR", "CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=25, mode='triangular2')",
-              "cyclic_lr(0.01, 0.1, step_size_up=25, mode='triangular2'); cyclic_momentum(0.8, 0.9, ...)",
-              {"cyclic_lr": lrjax.cyclic_lr(0.01, 0.1, **cyclic)}, 200,
-              momentum={"cyclic_lr": lrjax.cyclic_momentum(0.8, 0.9, **cyclic)}),
-        Entry("OneCycleLR", "OneCycleLR(opt, max_lr=0.1, total_steps=200)",
-              "one_cycle_lr(0.1, total_steps=200); one_cycle_momentum(total_steps=200)",
-              {"one_cycle_lr": lrjax.one_cycle_lr(0.1, **one_cycle)}, 200,
-              momentum={"one_cycle_lr": lrjax.one_cycle_momentum(**one_cycle)}),
-        Entry("SWALR", "SequentialLR(opt, [CosineAnnealingLR(opt, T_max=100), SWALR(opt, swa_lr=0.02, "
-                       "anneal_epochs=15)], milestones=[60])",
-              "sequential_lr([cosine_annealing_lr(0.1, 100), swalr(0.1, swa_lr=0.02, anneal_epochs=15)], [60])",
-              {"sequential_lr": lrjax.sequential_lr(
-                  [lrjax.cosine_annealing_lr(0.1, T_max=100), lrjax.swalr(0.1, swa_lr=0.02, anneal_epochs=15)],
-                  milestones=[60]),
-               "swalr alone": lrjax.swalr(0.1, swa_lr=0.02, anneal_epochs=15)}, 100,
-              milestones=(60,), note="SWA: after the milestone SWALR anneals from the lr reached to swa_lr"),
-        Entry("ChainedScheduler", "ChainedScheduler([ConstantLR(opt, 0.1, 20), ExponentialLR(opt, 0.95)])",
-              "chained_scheduler([constant_lr(0.05, 0.1, 20), exponential_lr(0.05, 0.95)])",
-              {"chained_scheduler": lrjax.chained_scheduler([constant, exponential])}, 60,
-              members={"constant_lr (member)": constant, "exponential_lr (member)": exponential},
-              note="every step applies both members to the lr"),
-        Entry("SequentialLR", "SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=10), CosineAnnealingLR(opt, 90)], "
-                              "milestones=[10])",
-              "sequential_lr([linear_lr(0.1, 0.1, total_iters=10), cosine_annealing_lr(0.1, 90)], [10])",
-              {"sequential_lr": lrjax.sequential_lr([warmup, cosine], milestones=[10])}, 100,
-              milestones=(10,), note="linear warm-up, then cosine decay"),
-        Entry("ReduceLROnPlateau", "ReduceLROnPlateau(opt, factor=0.5, patience=5); scheduler.step(val_loss)",
-              "reduce_lr_on_plateau(factor=0.5, patience=5); state = plateau.update(state, val_loss)",
-              {"reduce_lr_on_plateau": table_schedule(plateau_lrs(plateau, PLATEAU_LR, metric))}, 100,
-              metric=metric, plateau=plateau, note="driven by a synthetic validation loss (right axis)"),
+        Entry(
+            "LambdaLR",
+            "LambdaLR(opt, lr_lambda=[lambda epoch: epoch // 30, lambda epoch: 0.95 ** epoch])",
+            "lambda_lr([0.05, 0.05], [lambda e: e // 30, lambda e: 0.95 ** e], total_steps=100)",
+            {
+                "lambda_lr": lrjax.lambda_lr(
+                    [0.05, 0.05], [lambda epoch: epoch // 30, lambda epoch: 0.95**epoch], total_steps=100
+                )
+            },
+            100,
+            note="two parameter groups; torch's Python lambdas, tabulated with total_steps",
+        ),
+        Entry(
+            "MultiplicativeLR",
+            "MultiplicativeLR(opt, lr_lambda=lambda epoch: 0.95)",
+            "multiplicative_lr(0.05, lambda epoch: 0.95)",
+            {"multiplicative_lr": lrjax.multiplicative_lr(0.05, lambda epoch: 0.95)},
+            100,
+        ),
+        Entry(
+            "StepLR",
+            "StepLR(opt, step_size=30, gamma=0.1)",
+            "step_lr(0.05, step_size=30, gamma=0.1)",
+            {"step_lr": lrjax.step_lr(0.05, step_size=30, gamma=0.1)},
+            100,
+        ),
+        Entry(
+            "MultiStepLR",
+            "MultiStepLR(opt, milestones=[30, 80], gamma=0.1)",
+            "multi_step_lr(0.05, milestones=[30, 80], gamma=0.1)",
+            {"multi_step_lr": lrjax.multi_step_lr(0.05, milestones=[30, 80], gamma=0.1)},
+            100,
+        ),
+        Entry(
+            "ConstantLR",
+            "ConstantLR(opt, factor=0.5, total_iters=40)",
+            "constant_lr(0.05, factor=0.5, total_iters=40)",
+            {"constant_lr": lrjax.constant_lr(0.05, factor=0.5, total_iters=40)},
+            100,
+        ),
+        Entry(
+            "LinearLR",
+            "LinearLR(opt, start_factor=0.1, total_iters=40)",
+            "linear_lr(0.05, start_factor=0.1, total_iters=40)",
+            {"linear_lr": lrjax.linear_lr(0.05, start_factor=0.1, total_iters=40)},
+            100,
+        ),
+        Entry(
+            "ExponentialLR",
+            "ExponentialLR(opt, gamma=0.95)",
+            "exponential_lr(0.05, gamma=0.95)",
+            {"exponential_lr": lrjax.exponential_lr(0.05, gamma=0.95)},
+            100,
+        ),
+        Entry(
+            "PolynomialLR",
+            "PolynomialLR(opt, total_iters=80, power=2.0)",
+            "polynomial_lr(0.05, total_iters=80, power=2.0)",
+            {"polynomial_lr": lrjax.polynomial_lr(0.05, total_iters=80, power=2.0)},
+            100,
+        ),
+        Entry(
+            "CosineAnnealingLR",
+            "CosineAnnealingLR(opt, T_max=50, eta_min=0.001)",
+            "cosine_annealing_lr(0.1, T_max=50, eta_min=0.001)",
+            {"cosine_annealing_lr": lrjax.cosine_annealing_lr(0.1, T_max=50, eta_min=0.001)},
+            150,
+            note="as in torch, the lr rises again after T_max (period 2 T_max)",
+        ),
+        Entry(
+            "CosineAnnealingWarmRestarts",
+            "CosineAnnealingWarmRestarts(opt, T_0=10, T_mult=2, eta_min=0.001)",
+            "cosine_annealing_warm_restarts(0.1, T_0=10, T_mult=2, eta_min=0.001)",
+            {
+                "cosine_annealing_warm_restarts": lrjax.cosine_annealing_warm_restarts(
+                    0.1, T_0=10, T_mult=2, eta_min=0.001
+                )
+            },
+            150,
+        ),
+        Entry(
+            "CyclicLR",
+            "CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=25, mode='triangular2')",
+            "cyclic_lr(0.01, 0.1, step_size_up=25, mode='triangular2'); cyclic_momentum(0.8, 0.9, ...)",
+            {"cyclic_lr": lrjax.cyclic_lr(0.01, 0.1, **cyclic)},
+            200,
+            momentum={"cyclic_lr": lrjax.cyclic_momentum(0.8, 0.9, **cyclic)},
+        ),
+        Entry(
+            "OneCycleLR",
+            "OneCycleLR(opt, max_lr=0.1, total_steps=200)",
+            "one_cycle_lr(0.1, total_steps=200); one_cycle_momentum(total_steps=200)",
+            {"one_cycle_lr": lrjax.one_cycle_lr(0.1, **one_cycle)},
+            200,
+            momentum={"one_cycle_lr": lrjax.one_cycle_momentum(**one_cycle)},
+        ),
+        Entry(
+            "SWALR",
+            "SequentialLR(opt, [CosineAnnealingLR(opt, T_max=100), SWALR(opt, swa_lr=0.02, "
+            "anneal_epochs=15)], milestones=[60])",
+            "sequential_lr([cosine_annealing_lr(0.1, 100), swalr(0.1, swa_lr=0.02, anneal_epochs=15)], [60])",
+            {
+                "sequential_lr": lrjax.sequential_lr(
+                    [lrjax.cosine_annealing_lr(0.1, T_max=100), lrjax.swalr(0.1, swa_lr=0.02, anneal_epochs=15)],
+                    milestones=[60],
+                ),
+                "swalr alone": lrjax.swalr(0.1, swa_lr=0.02, anneal_epochs=15),
+            },
+            100,
+            milestones=(60,),
+            note="SWA: after the milestone SWALR anneals from the lr reached to swa_lr",
+        ),
+        Entry(
+            "ChainedScheduler",
+            "ChainedScheduler([ConstantLR(opt, 0.1, 20), ExponentialLR(opt, 0.95)])",
+            "chained_scheduler([constant_lr(0.05, 0.1, 20), exponential_lr(0.05, 0.95)])",
+            {"chained_scheduler": lrjax.chained_scheduler([constant, exponential])},
+            60,
+            members={"constant_lr (member)": constant, "exponential_lr (member)": exponential},
+            note="every step applies both members to the lr",
+        ),
+        Entry(
+            "SequentialLR",
+            "SequentialLR(opt, [LinearLR(opt, 0.1, total_iters=10), CosineAnnealingLR(opt, 90)], milestones=[10])",
+            "sequential_lr([linear_lr(0.1, 0.1, total_iters=10), cosine_annealing_lr(0.1, 90)], [10])",
+            {"sequential_lr": lrjax.sequential_lr([warmup, cosine], milestones=[10])},
+            100,
+            milestones=(10,),
+            note="linear warm-up, then cosine decay",
+        ),
+        Entry(
+            "ReduceLROnPlateau",
+            "ReduceLROnPlateau(opt, factor=0.5, patience=5); scheduler.step(val_loss)",
+            "reduce_lr_on_plateau(factor=0.5, patience=5); state = plateau.update(state, val_loss)",
+            {"reduce_lr_on_plateau": table_schedule(plateau_lrs(plateau, PLATEAU_LR, metric))},
+            100,
+            metric=metric,
+            plateau=plateau,
+            note="driven by a synthetic validation loss (right axis)",
+        ),
     ]
 
 
@@ -214,16 +301,23 @@ def figure(entry: Entry):
         ax.axvline(m, color="0.5", linewidth=0.8, linestyle="--")
     if entry.metric is not None:
         twin = ax.twinx()
-        twin.plot(np.arange(1, entry.steps), entry.metric, color="C1", linewidth=1, alpha=0.8,
-                  label="validation loss (metric)")
+        twin.plot(
+            np.arange(1, entry.steps),
+            entry.metric,
+            color="C1",
+            linewidth=1,
+            alpha=0.8,
+            label="validation loss (metric)",
+        )
         twin.set_ylabel("metric")
     handles, names = [], []
     for a in fig.axes:
         h, n = a.get_legend_handles_labels()
         handles, names = handles + h, names + n
     if handles:
-        fig.legend(handles, names, loc="outside lower center", ncols=min(len(handles), 3), fontsize="x-small",
-                   frameon=False)
+        fig.legend(
+            handles, names, loc="outside lower center", ncols=min(len(handles), 3), fontsize="x-small", frameon=False
+        )
     fig.suptitle(entry.name, fontsize=10, fontweight="bold")
     ax.set_title(f"lrjax.{entry.code}" + (f"\n({entry.note})" if entry.note else ""), fontsize=7.5)
     ax.set_xlabel("step (batch)" if entry.name in ("CyclicLR", "OneCycleLR") else "step (epoch)")

@@ -55,11 +55,19 @@ SLOW = [
     ("test_plateau.py", r"test_live_", "hypothesis draws compared with torch live"),
     ("test_plateau.py", r"test_stored_torch_values\[.*random/", "the seeded random plateau cases"),
     ("test_mnist_resume.py", r"test_interrupted_runs_resume_to_the_same_bits$", "kills and resumes whole trainings"),
-    ("test_mnist_parallel.py", r"test_one_and_eight_devices_give_the_same_run$", "trains on 1 and 8 devices, 2 processes"),
+    (
+        "test_mnist_parallel.py",
+        r"test_one_and_eight_devices_give_the_same_run$",
+        "trains on 1 and 8 devices, 2 processes",
+    ),
     ("test_mnist_faults.py", r"test_poisoned_batch_stops_with_a_checkpoint_of_the_last_good_state$", "a whole run"),
     ("test_benchmarks_smoke.py", r"test_benchmarks_run_and_write_results$", "runs every benchmark's harness"),
     ("test_packaging.py", r"test_wheel_installs_into_a_fresh_venv$", "builds a wheel and a virtual environment"),
-    ("test_contract.py", r"test_contract\[(?!.*-0-float32\]$)", "the contract over every step type (fast: config 0, float32)"),
+    (
+        "test_contract.py",
+        r"test_contract\[(?!.*-0-float32\]$)",
+        "the contract over every step type (fast: config 0, float32)",
+    ),
     ("test_contract.py", r"test_contract_issue_examples\[.*-x64\]$", "the contract's examples under x64"),
     ("test_contract_from_torch.py", r"test_from_torch_contract\[(?!.*-0-float32\]$)", "as test_contract"),
     ("test_cli_fuzz.py", r"test_well_formed_values_equal_the_schedules$", "hypothesis draws of whole commands"),
@@ -81,8 +89,7 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(pytest.mark.slow)
                 used.add(i)
     collected = {os.path.basename(str(item.path)) for item in items}
-    config._lrjax_unused_slow_rules = [rule for i, rule in enumerate(SLOW)
-                                       if rule[0] in collected and i not in used]
+    config._lrjax_unused_slow_rules = [rule for i, rule in enumerate(SLOW) if rule[0] in collected and i not in used]
 
 
 _durations: dict[str, float] = {}

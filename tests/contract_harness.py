@@ -11,7 +11,8 @@ beyond the domain must raise ValueError naming the step, bool / complex / str / 
 TypeError. Where the reference is the exact value of a formula torch evaluates inexactly in
 float64, a value equal to torch's own float64 value is accepted too; with x64 off, a traced user
 function's value equal to the function evaluated in float32 (as SEMANTICS.md has lrjax call it) is
-accepted too; both are counted in the summary. It returns the list of problems, one line each naming the leg (mode and step type),
+accepted too; both are counted in the summary. It returns the list of problems, one line each naming the leg
+(mode and step type),
 the dtype, the step, both values and the allowance.
 """
 
@@ -28,8 +29,19 @@ import numpy as np
 import torchref
 import torchtwin
 
-NUMPY_DTYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64,
-                np.float16, np.float32, np.float64]
+NUMPY_DTYPES = [
+    np.int8,
+    np.int16,
+    np.int32,
+    np.int64,
+    np.uint8,
+    np.uint16,
+    np.uint32,
+    np.uint64,
+    np.float16,
+    np.float32,
+    np.float64,
+]
 
 
 def jax_dtypes(x64: bool) -> list:
@@ -45,20 +57,72 @@ def domain_max(x64: bool) -> int:
     return 2**64 - 1 if x64 else 2**32 - 1
 
 
-UNIVERSAL_INTS = [0, 1, 2, 3, 4, 5, 7, 10, 31, 100, 127, 128, 255, 256, 1000, 32767, 32768, 65535, 65536,
-                  1_000_001, 17_020_683, 100_000_007, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**40 + 3, 2**53 + 1,
-                  2**63 - 1, 2**63, 2**64 - 1]
+UNIVERSAL_INTS = [
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    7,
+    10,
+    31,
+    100,
+    127,
+    128,
+    255,
+    256,
+    1000,
+    32767,
+    32768,
+    65535,
+    65536,
+    1_000_001,
+    17_020_683,
+    100_000_007,
+    2**31 - 1,
+    2**31,
+    2**32 - 1,
+    2**32,
+    2**40 + 3,
+    2**53 + 1,
+    2**63 - 1,
+    2**63,
+    2**64 - 1,
+]
 NEGATIVE_INTS = [-1, -7, -128, -(2**31), -(2**63)]
-UNIVERSAL_FLOATS = [0.5, 1.5, 2.25, 7.75, 99.5, 1000.5, 65536.25, 123456.75, 1e7 + 0.5, 1e9 + 0.5, 3e9, 1e10,
-                    1e19, 1e20, 1e300, -0.5, -1e10, math.nan, math.inf, -math.inf]
+UNIVERSAL_FLOATS = [
+    0.5,
+    1.5,
+    2.25,
+    7.75,
+    99.5,
+    1000.5,
+    65536.25,
+    123456.75,
+    1e7 + 0.5,
+    1e9 + 0.5,
+    3e9,
+    1e10,
+    1e19,
+    1e20,
+    1e300,
+    -0.5,
+    -1e10,
+    math.nan,
+    math.inf,
+    -math.inf,
+]
 PAD = 128
 # Eager legs cost a compilation per primitive and dtype, so they are spread over the two modes: every NumPy
 # dtype with x64 off (where 64-bit NumPy steps meet 32-bit JAX), the 64-bit and odd ones under x64.
 EAGER_NUMPY_DTYPES = {False: NUMPY_DTYPES, True: [np.uint32, np.int64, np.uint64, np.float16, np.float64]}
 EAGER_SCALAR_DTYPES = {False: ("int8", "uint32", "uint64", "float16"), True: ("uint64",)}
 EAGER_JAX_DTYPES = {False: [jnp.bfloat16, jnp.int32], True: [jnp.bfloat16]}
-QUICK_DTYPES = {False: [jnp.int32, jnp.uint32, jnp.float32],
-                True: [jnp.int32, jnp.uint32, jnp.int64, jnp.float32, jnp.float64]}
+QUICK_DTYPES = {
+    False: [jnp.int32, jnp.uint32, jnp.float32],
+    True: [jnp.int32, jnp.uint32, jnp.int64, jnp.float32, jnp.float64],
+}
 
 
 def effective(v, dmax: int):
@@ -84,8 +148,17 @@ def _fmt_step(v) -> str:
 class Contract:
     """See the module docstring. ``limit``: check steps up to this one only (a table built with total_steps)."""
 
-    def __init__(self, cfg: dict, schedule: Any, x64: bool, *, category: str, limit: int | None = None,
-                 label: str = "lrjax", legs: str = "all"):
+    def __init__(
+        self,
+        cfg: dict,
+        schedule: Any,
+        x64: bool,
+        *,
+        category: str,
+        limit: int | None = None,
+        label: str = "lrjax",
+        legs: str = "all",
+    ):
         self.cfg = cfg
         self.schedule = schedule
         self.x64 = x64
@@ -134,8 +207,11 @@ class Contract:
         dt = np.dtype(dtype)
         if np.issubdtype(dt, np.integer):
             info = np.iinfo(dt)
-            ks = [k for k in self.int_candidates() + [int(info.min), int(info.max)]
-                  if info.min <= k <= min(int(info.max), self.dmax)]
+            ks = [
+                k
+                for k in self.int_candidates() + [int(info.min), int(info.max)]
+                if info.min <= k <= min(int(info.max), self.dmax)
+            ]
             ks = sorted(set(ks))
             arr = np.asarray(ks, dtype=dt)
         else:
@@ -210,8 +286,9 @@ class Contract:
                 if bad:
                     if shown < 3:
                         grp = f" group {g}" if self.G is not None else ""
-                        self.problem(f"{leg} {dtype_name} step={step} (as {effs[i]!s}){grp}: "
-                                     f"lrjax {o!r}, torch {r!r}; {what}")
+                        self.problem(
+                            f"{leg} {dtype_name} step={step} (as {effs[i]!s}){grp}: lrjax {o!r}, torch {r!r}; {what}"
+                        )
                     shown += 1
         if shown > 3:
             self.problem(f"{leg} {dtype_name}: {shown - 3} more mismatching value(s)")
@@ -282,8 +359,10 @@ class Contract:
     def _finish(self) -> list[str]:
         contract_stats.count(self.category, self.checked)
         if self.via_alternative:
-            contract_stats.count(self.category + " (equal to torch's float64 / float32 user function, not the "
-                                 "exact value)", self.via_alternative)
+            contract_stats.count(
+                self.category + " (equal to torch's float64 / float32 user function, not the exact value)",
+                self.via_alternative,
+            )
         if self.problems:
             contract_stats.failed(self.category)
         contract_stats.worst(self.category, self.worst[0], f"{torchtwin.describe(self.cfg)}: {self.worst[1]}")
@@ -325,8 +404,11 @@ class Contract:
         if not mapped:
             return
         # vmap and lax.map (a scan) over a few dtypes, in one compilation.
-        vd = [d for d in ([jnp.int32, jnp.uint32, jnp.float32] + ([jnp.int64, jnp.float64] if self.x64 else []))
-              if len(per_dtype[np.dtype(d).name][1])]
+        vd = [
+            d
+            for d in ([jnp.int32, jnp.uint32, jnp.float32] + ([jnp.int64, jnp.float64] if self.x64 else []))
+            if len(per_dtype[np.dtype(d).name][1])
+        ]
         arrays = [jnp.asarray(_pad(per_dtype[np.dtype(d).name][0])[0], dtype=d) for d in vd]
 
         scanned = [i for i, d in enumerate(vd) if np.dtype(d).name == "int32"]  # lax.map (a scan) on optax's counter
@@ -337,10 +419,14 @@ class Contract:
         try:
             outs = jax.block_until_ready(jax.jit(mapped_fns)(*arrays))
         except Exception as e:  # noqa: BLE001
-            self.problem(f"jit(vmap) / jit(lax.map) over {[np.dtype(d).name for d in vd]}: raised "
-                         f"{type(e).__name__}: {str(e)[:300]}")
+            self.problem(
+                f"jit(vmap) / jit(lax.map) over {[np.dtype(d).name for d in vd]}: raised "
+                f"{type(e).__name__}: {str(e)[:300]}"
+            )
             return
-        for j, (mapped_leg, d) in enumerate([("jit(vmap)", d) for d in vd] + [("jit(lax.map)", vd[i]) for i in scanned]):
+        for j, (mapped_leg, d) in enumerate(
+            [("jit(vmap)", d) for d in vd] + [("jit(lax.map)", vd[i]) for i in scanned]
+        ):
             arr, effs = per_dtype[np.dtype(d).name]
             self.compare(mapped_leg, np.dtype(d).name, arr, effs, np.asarray(outs[j])[: len(effs)], (len(effs),))
 
@@ -350,11 +436,17 @@ class Contract:
         for row, e, v in zip(ours, effs, arr):
             row = np.asarray(row)
             eps = np.finfo(np.float64 if self.x64 else np.float32).eps
-            if (isinstance(e, int) and e in int_rows and 0 <= float(v) <= self.dmax
-                    and not np.allclose(row, int_rows[e], rtol=8 * eps, atol=0.0, equal_nan=True)):
-                self.problem(f"jit {name} step={_fmt_step(v)}: {row.tolist()} differs from the integer step "
-                             f"{e}'s value {int_rows[e].tolist()} by more than 8 ulps (integer-valued float steps "
-                             "give the integer step's value)")
+            if (
+                isinstance(e, int)
+                and e in int_rows
+                and 0 <= float(v) <= self.dmax
+                and not np.allclose(row, int_rows[e], rtol=8 * eps, atol=0.0, equal_nan=True)
+            ):
+                self.problem(
+                    f"jit {name} step={_fmt_step(v)}: {row.tolist()} differs from the integer step "
+                    f"{e}'s value {int_rows[e].tolist()} by more than 8 ulps (integer-valued float steps "
+                    "give the integer step's value)"
+                )
                 return
 
     def _python_scalars(self):
@@ -376,8 +468,11 @@ class Contract:
         s = self.schedule
         beyond: list[tuple[str, Any]] = [("python int", self.dmax + 1), ("python int", 2**70)]
         if not self.x64:
-            beyond += [("numpy uint64 scalar", np.uint64(2**32)), ("numpy int64 scalar", np.int64(2**40)),
-                       ("numpy uint64 array", np.asarray([0, 2**33], np.uint64))]
+            beyond += [
+                ("numpy uint64 scalar", np.uint64(2**32)),
+                ("numpy int64 scalar", np.int64(2**40)),
+                ("numpy uint64 array", np.asarray([0, 2**33], np.uint64)),
+            ]
         for what, x in beyond:
             try:
                 jax.block_until_ready(s(x))
@@ -385,13 +480,25 @@ class Contract:
                 if "step" not in str(e):
                     self.problem(f"beyond-domain step {what} {x!r}: ValueError does not name the step: {e}")
             except Exception as e:  # noqa: BLE001
-                self.problem(f"beyond-domain step {what} {x!r}: raised {type(e).__name__} (expected ValueError): "
-                             f"{str(e)[:200]}")
+                self.problem(
+                    f"beyond-domain step {what} {x!r}: raised {type(e).__name__} (expected ValueError): {str(e)[:200]}"
+                )
             else:
-                self.problem(f"beyond-domain step {what} {x!r}: accepted (expected ValueError naming the step; the "
-                             f"domain is 0..{self.dmax})")
-        bad = [True, np.bool_(False), np.asarray([True, False]), jnp.asarray(True), 1j, np.complex64(1.0), "3", None,
-               object()]
+                self.problem(
+                    f"beyond-domain step {what} {x!r}: accepted (expected ValueError naming the step; the "
+                    f"domain is 0..{self.dmax})"
+                )
+        bad = [
+            True,
+            np.bool_(False),
+            np.asarray([True, False]),
+            jnp.asarray(True),
+            1j,
+            np.complex64(1.0),
+            "3",
+            None,
+            object(),
+        ]
         for x in bad:
             try:
                 jax.block_until_ready(s(x))
@@ -410,8 +517,9 @@ class Contract:
         two_d = arr[:n].reshape(2, n // 2)
         out = self.call("eager 2-D array", "int32", self.schedule, two_d)
         if out is not None:
-            self.compare("eager 2-D array", "int32", arr[:n], effs[:n],
-                         np.asarray(out).reshape((n,) + np.shape(out)[2:]), (n,))
+            self.compare(
+                "eager 2-D array", "int32", arr[:n], effs[:n], np.asarray(out).reshape((n,) + np.shape(out)[2:]), (n,)
+            )
             if np.shape(out)[:2] != (2, n // 2):
                 self.problem(f"eager 2-D array int32: output shape {np.shape(out)} does not start with {(2, n // 2)}")
 

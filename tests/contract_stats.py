@@ -51,9 +51,12 @@ def error_ratio(ours, theirs, bits: int) -> float:
 def summary() -> dict:
     cats = sorted(set(_COUNTS) | set(_WORST) | set(_FAILED))
     return {
-        c: {"cases": _COUNTS.get(c, 0), "failed": _FAILED.get(c, 0),
+        c: {
+            "cases": _COUNTS.get(c, 0),
+            "failed": _FAILED.get(c, 0),
             "worst_error_over_allowance": _WORST[c][0] if c in _WORST else None,
-            "worst_at": _WORST[c][1] if c in _WORST else None}
+            "worst_at": _WORST[c][1] if c in _WORST else None,
+        }
         for c in cats
     }
 

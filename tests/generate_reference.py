@@ -49,8 +49,10 @@ def main(argv: list[str]) -> int:
         with open(path, "w") as f:
             json.dump(out, f, separators=(",", ":"))
             f.write("\n")
-        print(f"{name}: {len(cases)} cases -> {os.path.relpath(path)} "
-              f"({os.path.getsize(path) / 1e6:.2f} MB, {time.perf_counter() - start:.1f} s)")
+        print(
+            f"{name}: {len(cases)} cases -> {os.path.relpath(path)} "
+            f"({os.path.getsize(path) / 1e6:.2f} MB, {time.perf_counter() - start:.1f} s)"
+        )
     return 0
 
 

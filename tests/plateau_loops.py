@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from hypothesis import strategies as st
+from refcases.plateau import _boundary
 
 import lrjax
-from refcases.plateau import _boundary
 
 
 def torch_bound(best: float, config: dict) -> float:
@@ -141,10 +141,14 @@ def assert_lrs_match(ours: np.ndarray, theirs: np.ndarray, bits: int, what: str 
 _REL = [0.0, 1e-15, -1e-15, 1e-12, -1e-12, 1e-9, -1e-9, 1e-7, -1e-7, 1e-4, -1e-4, 1e-2, -1e-2]
 
 instruction = st.one_of(
-    st.tuples(st.just("value"), st.one_of(
-        st.sampled_from([0.0, 1.0, -1.0, 0.5, 0.9999, 1e4, 9999.0, 1e-3, 2.0]),
-        st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False),
-        st.integers(-5, 5).map(float))),
+    st.tuples(
+        st.just("value"),
+        st.one_of(
+            st.sampled_from([0.0, 1.0, -1.0, 0.5, 0.9999, 1e4, 9999.0, 1e-3, 2.0]),
+            st.floats(-1e3, 1e3, allow_nan=False, allow_subnormal=False),
+            st.integers(-5, 5).map(float),
+        ),
+    ),
     st.tuples(st.just("edge"), st.sampled_from(_REL)),  # at / near torch's threshold for the current best
     st.tuples(st.just("repeat"), st.just(0.0)),  # the current best again
     st.tuples(st.just("special"), st.sampled_from([math.nan, math.inf, -math.inf])),
@@ -158,8 +162,9 @@ def configs(draw, max_groups: int = 3):
         "threshold_mode": draw(st.sampled_from(["rel", "abs"])),
         "factor": draw(st.one_of(st.sampled_from([0.0, 0.1, 0.5, 0.9]), st.floats(1e-3, 0.999))),
         "patience": draw(st.integers(0, 3)),
-        "threshold": draw(st.one_of(st.sampled_from([0.0, 1e-4, 1e-3, 0.01, 0.1, 0.5]),
-                                    st.floats(0.0, 1.0, allow_subnormal=False))),
+        "threshold": draw(
+            st.one_of(st.sampled_from([0.0, 1e-4, 1e-3, 0.01, 0.1, 0.5]), st.floats(0.0, 1.0, allow_subnormal=False))
+        ),
         "cooldown": draw(st.integers(0, 2)),
         "eps": draw(st.sampled_from([1e-8, 0.0, 1e-4, 1e-2])),
     }
@@ -167,8 +172,9 @@ def configs(draw, max_groups: int = 3):
     lr = st.one_of(st.sampled_from([1.0, 0.1, 1e-3, 1e-7]), st.floats(1e-8, 1.0))
     base_lr = draw(lr) if groups == 0 else draw(st.lists(lr, min_size=groups, max_size=groups))
     min_lr = st.sampled_from([0.0, 1e-4, 0.01, 0.05])
-    config["min_lr"] = draw(min_lr) if groups == 0 or draw(st.booleans()) else draw(
-        st.lists(min_lr, min_size=groups, max_size=groups))
+    config["min_lr"] = (
+        draw(min_lr) if groups == 0 or draw(st.booleans()) else draw(st.lists(min_lr, min_size=groups, max_size=groups))
+    )
     return config, base_lr
 
 

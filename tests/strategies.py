@@ -27,8 +27,15 @@ SCALE = max(1, int(os.environ.get("LRJAX_FUZZ_SCALE", "1")))
 def fuzz_settings(max_examples: int, shrink: bool = False) -> settings:
     """Derandomized, database-free settings; ``max_examples`` times LRJAX_FUZZ_SCALE."""
     phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
-    return settings(max_examples=max_examples * SCALE, deadline=None, derandomize=True, database=None,
-                    phases=phases, suppress_health_check=list(HealthCheck), print_blob=False)
+    return settings(
+        max_examples=max_examples * SCALE,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        phases=phases,
+        suppress_health_check=list(HealthCheck),
+        print_blob=False,
+    )
 
 
 # Structural integers torch runs at any size (SEMANTICS.md "Structural integers").
@@ -90,15 +97,23 @@ def lambda_pool(rnd: random.Random, *, kind: str | None = None, bounded: bool = 
     traced = [
         Fn(f"jnp.minimum(e / {w}, 1.0)", lambda e: jnp.minimum(e / w, 1.0), uses_jax=True, marks=(w,)),
         Fn(f"{g} ** e", lambda e: g**e),
-        Fn(f"((N - jnp.minimum(e, N)) / N) ** {p} [N={N}]", lambda e: ((N - jnp.minimum(e, N)) / N) ** p,
-           uses_jax=True, marks=(N,)),
+        Fn(
+            f"((N - jnp.minimum(e, N)) / N) ** {p} [N={N}]",
+            lambda e: ((N - jnp.minimum(e, N)) / N) ** p,
+            uses_jax=True,
+            marks=(N,),
+        ),
         Fn(f"2 ** -(e // {k})", lambda e: 2 ** -(e // k), marks=(k, 2 * k)),
         Fn(f"0.5 ** (e // {k})", lambda e: 0.5 ** (e // k), marks=(k, 2 * k)),
         Fn("1 / (1 + e * e * 1e-10)", lambda e: 1 / (1 + e * e * 1e-10)),
         Fn(f"hf_linear_jnp(warmup={w}, total={N})", hf_linear_jnp, uses_jax=True, marks=(w, N)),
         Fn(f"hf_cosine_jnp(warmup={w}, total={N})", hf_cosine_jnp, uses_jax=True, marks=(w, N)),
-        Fn(f"1 / jnp.sqrt(jnp.maximum(e, {w}) / {w})", lambda e: 1 / jnp.sqrt(jnp.maximum(e, w) / w), uses_jax=True,
-           marks=(w,)),
+        Fn(
+            f"1 / jnp.sqrt(jnp.maximum(e, {w}) / {w})",
+            lambda e: 1 / jnp.sqrt(jnp.maximum(e, w) / w),
+            uses_jax=True,
+            marks=(w,),
+        ),
     ]
     if not bounded:
         traced += [
@@ -118,20 +133,29 @@ def multiplicative_lambda(rnd: random.Random) -> Fn:
     """A step-dependent MultiplicativeLR factor (it has no closed form: lrjax tabulates it)."""
     k = rnd.choice([2, 3, 10])
     jnp = _jnp()
-    return rnd.choice([
-        Fn(f"0.9 if e % {k} else 1.05", lambda e: 0.9 if e % k else 1.05, kind="python", marks=(k,)),
-        Fn(f"jnp.where(e % {k} == 0, 0.5, 1.0)", lambda e: jnp.where(e % k == 0, 0.5, 1.0), uses_jax=True, marks=(k,)),
-        Fn("1 - 1 / (e + 10)", lambda e: 1 - 1 / (e + 10)),
-    ])
+    return rnd.choice(
+        [
+            Fn(f"0.9 if e % {k} else 1.05", lambda e: 0.9 if e % k else 1.05, kind="python", marks=(k,)),
+            Fn(
+                f"jnp.where(e % {k} == 0, 0.5, 1.0)",
+                lambda e: jnp.where(e % k == 0, 0.5, 1.0),
+                uses_jax=True,
+                marks=(k,),
+            ),
+            Fn("1 - 1 / (e + 10)", lambda e: 1 - 1 / (e + 10)),
+        ]
+    )
 
 
 def scale_fn_pool(rnd: random.Random) -> Fn:
     jnp = _jnp()
-    return rnd.choice([
-        Fn("1 / (2.0 ** (x - 1))", lambda x: 1 / (2.0 ** (x - 1))),
-        Fn("0.99 ** x", lambda x: 0.99**x),
-        Fn("jnp.exp(-x / 50)", lambda x: jnp.exp(-x / 50), uses_jax=True),
-    ])
+    return rnd.choice(
+        [
+            Fn("1 / (2.0 ** (x - 1))", lambda x: 1 / (2.0 ** (x - 1))),
+            Fn("0.99 ** x", lambda x: 0.99**x),
+            Fn("jnp.exp(-x / 50)", lambda x: jnp.exp(-x / 50), uses_jax=True),
+        ]
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,13 +209,21 @@ def _lambda_lr(rnd, G, base):
 def _multiplicative_lr(rnd, G, base):
     if rnd.random() < 0.6:
         return {"name": "multiplicative_lr", "base_lr": base, "lr_lambda": constant_lambda(rnd)}
-    return {"name": "multiplicative_lr", "base_lr": base, "lr_lambda": multiplicative_lambda(rnd),
-            "total_steps": rnd.choice([0, 1, 50, 300, 2000])}
+    return {
+        "name": "multiplicative_lr",
+        "base_lr": base,
+        "lr_lambda": multiplicative_lambda(rnd),
+        "total_steps": rnd.choice([0, 1, 50, 300, 2000]),
+    }
 
 
 def _step_lr(rnd, G, base):
-    return {"name": "step_lr", "base_lr": base, "step_size": _structural(rnd, 1, 60),
-            "gamma": rnd.choice([0.1, 0.5, _unit(rnd), 1.0, 0.0])}
+    return {
+        "name": "step_lr",
+        "base_lr": base,
+        "step_size": _structural(rnd, 1, 60),
+        "gamma": rnd.choice([0.1, 0.5, _unit(rnd), 1.0, 0.0]),
+    }
 
 
 def _multi_step_lr(rnd, G, base):
@@ -208,8 +240,13 @@ def _constant_lr(rnd, G, base):
 
 
 def _linear_lr(rnd, G, base):
-    return {"name": "linear_lr", "base_lr": base, "start_factor": _unit(rnd, 0.01, 1.0),
-            "end_factor": _unit(rnd), "total_iters": _structural(rnd, 0, 100)}
+    return {
+        "name": "linear_lr",
+        "base_lr": base,
+        "start_factor": _unit(rnd, 0.01, 1.0),
+        "end_factor": _unit(rnd),
+        "total_iters": _structural(rnd, 0, 100),
+    }
 
 
 def _exponential_lr(rnd, G, base):
@@ -217,8 +254,12 @@ def _exponential_lr(rnd, G, base):
 
 
 def _polynomial_lr(rnd, G, base):
-    return {"name": "polynomial_lr", "base_lr": base, "total_iters": _structural(rnd, 0, 100),
-            "power": rnd.choice([0.0, 0.5, 1.0, 2.0, _unit(rnd, 0, 4)])}
+    return {
+        "name": "polynomial_lr",
+        "base_lr": base,
+        "total_iters": _structural(rnd, 0, 100),
+        "power": rnd.choice([0.0, 0.5, 1.0, 2.0, _unit(rnd, 0, 4)]),
+    }
 
 
 def _cosine_annealing_lr(rnd, G, base):
@@ -228,8 +269,13 @@ def _cosine_annealing_lr(rnd, G, base):
 
 def _cosine_annealing_warm_restarts(rnd, G, base):
     eta = 0.0 if rnd.random() < 0.5 else float(f"{rnd.uniform(0, 1e-4):.3g}")
-    return {"name": "cosine_annealing_warm_restarts", "base_lr": base, "T_0": _structural(rnd, 1, 30),
-            "T_mult": rnd.choice([1, 1, 2, 3]), "eta_min": eta}
+    return {
+        "name": "cosine_annealing_warm_restarts",
+        "base_lr": base,
+        "T_0": _structural(rnd, 1, 30),
+        "T_mult": rnd.choice([1, 1, 2, 3]),
+        "eta_min": eta,
+    }
 
 
 def _step_size(rnd):
@@ -242,8 +288,11 @@ def _step_size(rnd):
 
 
 def _cyclic_common(rnd):
-    kw = {"step_size_up": _step_size(rnd), "step_size_down": rnd.choice([None, None, _step_size(rnd)]),
-          "mode": rnd.choice(["triangular", "triangular2", "exp_range"])}
+    kw = {
+        "step_size_up": _step_size(rnd),
+        "step_size_down": rnd.choice([None, None, _step_size(rnd)]),
+        "mode": rnd.choice(["triangular", "triangular2", "exp_range"]),
+    }
     if kw["mode"] == "exp_range" or rnd.random() < 0.2:
         kw["gamma"] = rnd.choice([0.999, 0.99999, 1.0, 0.9])
     if rnd.random() < 0.15:
@@ -304,14 +353,30 @@ def _one_cycle_momentum(rnd, G, base):
 
 def _swalr(rnd, G, base):
     swa = [_lr(rnd) for _ in range(G)] if G and rnd.random() < 0.5 else _lr(rnd)
-    return {"name": "swalr", "base_lr": base, "swa_lr": swa, "anneal_epochs": rnd.choice([0, 1, 5, 10, 20]),
-            "anneal_strategy": rnd.choice(["cos", "linear"])}
+    return {
+        "name": "swalr",
+        "base_lr": base,
+        "swa_lr": swa,
+        "anneal_epochs": rnd.choice([0, 1, 5, 10, 20]),
+        "anneal_strategy": rnd.choice(["cos", "linear"]),
+    }
 
 
 # Leaves a composite may hold (torch chains them on one optimizer lr). OneCycleLR, momentum
 # schedules, per_epoch and plateaus are refused in composites (SEMANTICS.md).
-LEAVES = ("step_lr", "multi_step_lr", "constant_lr", "linear_lr", "exponential_lr", "polynomial_lr",
-          "cosine_annealing_lr", "cosine_annealing_warm_restarts", "lambda_lr", "multiplicative_lr", "cyclic_lr")
+LEAVES = (
+    "step_lr",
+    "multi_step_lr",
+    "constant_lr",
+    "linear_lr",
+    "exponential_lr",
+    "polynomial_lr",
+    "cosine_annealing_lr",
+    "cosine_annealing_warm_restarts",
+    "lambda_lr",
+    "multiplicative_lr",
+    "cyclic_lr",
+)
 
 
 def leaf(rnd: random.Random, base, *, small: bool = True, names=LEAVES) -> dict:
@@ -362,8 +427,9 @@ def composite(rnd: random.Random, base, depth: int, *, kind: str | None = None, 
     if rnd.random() < 0.1 and n > 1:
         ms[-1] = 2**31 + 1
     initial = sum(1 for m in ms if m <= 0)
-    schedules = [member(rnd, base, depth - 1, names=names) if i == initial else leaf(rnd, base, names=names)
-                 for i in range(n)]
+    schedules = [
+        member(rnd, base, depth - 1, names=names) if i == initial else leaf(rnd, base, names=names) for i in range(n)
+    ]
     return {"name": kind, "schedules": schedules, "milestones": ms}
 
 

@@ -40,8 +40,18 @@ def _load(path, name):
         data = json.load(f)
     assert data["benchmark"] == name and data["rows"]
     env = data["environment"]
-    for key in ("jax", "jaxlib", "optax", "flax", "torch", "devices", "torch_num_threads", "XLA_FLAGS", "cpu_count",
-                "load_average"):
+    for key in (
+        "jax",
+        "jaxlib",
+        "optax",
+        "flax",
+        "torch",
+        "devices",
+        "torch_num_threads",
+        "XLA_FLAGS",
+        "cpu_count",
+        "load_average",
+    ):
         assert key in env
     return data
 
@@ -78,8 +88,14 @@ def test_benchmarks_run_and_write_results(tmp_path):
     assert data["lrjax"][1]["compiles"] == 1  # jax.jit(schedule) at 3 Python ints: one compilation
 
     text = open(report.write(out)).read()
-    for heading in ("## Targets", "### 1. LR table", "### 2. Schedule cost", "### 3. MNIST", "### 4. Compilations",
-                    "### 5. GPU"):
+    for heading in (
+        "## Targets",
+        "### 1. LR table",
+        "### 2. Schedule cost",
+        "### 3. MNIST",
+        "### 4. Compilations",
+        "### 5. GPU",
+    ):
         assert heading in text
 
 

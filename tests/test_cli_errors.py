@@ -36,8 +36,9 @@ def sandbox(tmp_path, monkeypatch):
     (tmp_path / "huge_int.json").write_text('{"name": "StepLR", "step_size": ' + "7" * 5000 + "}")
     (tmp_path / "nan.json").write_text('{"name": "StepLR", "step_size": 3, "gamma": NaN}')
     (tmp_path / "twice.json").write_text('{"name": "StepLR", "step_size": 3, "step_size": 4}')
-    (tmp_path / "bools.json").write_text(json.dumps({"name": "OneCycleLR", "max_lr": 0.1, "total_steps": 10,
-                                                     "three_phase": "no"}))
+    (tmp_path / "bools.json").write_text(
+        json.dumps({"name": "OneCycleLR", "max_lr": 0.1, "total_steps": 10, "three_phase": "no"})
+    )
     (tmp_path / "numbers.json").write_text("[1, 2]")
     (tmp_path / "a_directory").mkdir()
     (tmp_path / "a_file").write_text("x")
@@ -61,20 +62,33 @@ CASES = [
     (["plot", *STEP, "--dpi", "0"], r"--dpi must be an integer from 1 to 1000, got 0"),
     (["plot", *STEP, "--size", "0", "0"], r"--size W H: W must be from 4 to 100 inches, got 0.0"),
     (["plot", *STEP, "-o", "a_file/x.png"], r"-o a_file/x.png: a_file is not a directory"),
-    (["plot", *STEP, "-o", "a_directory/"], r"-o a_directory/ is a directory; give a file name, e.g. a_directory/lrjax-plot.png"),
-    (["values", *ONE_CYCLE, "three_phase=no"],
-     r"three_phase of one_cycle_lr must be true or false \(JSON\) or True or False \(Python\), got 'no'"),
-    (["values", *ONE_CYCLE, "nesterov=maybe"],
-     r"unknown keyword 'nesterov' for one_cycle_lr. Valid keywords: max_lr, .*three_phase, cycle_momentum, base_momentum"),
+    (
+        ["plot", *STEP, "-o", "a_directory/"],
+        r"-o a_directory/ is a directory; give a file name, e.g. a_directory/lrjax-plot.png",
+    ),
+    (
+        ["values", *ONE_CYCLE, "three_phase=no"],
+        r"three_phase of one_cycle_lr must be true or false \(JSON\) or True or False \(Python\), got 'no'",
+    ),
+    (
+        ["values", *ONE_CYCLE, "nesterov=maybe"],
+        r"unknown keyword 'nesterov' for one_cycle_lr. Valid keywords: max_lr, "
+        r".*three_phase, cycle_momentum, base_momentum",
+    ),
     # booleans: exactly true/false/True/False
     (["values", *ONE_CYCLE, "three_phase=TRUE"], r"three_phase .* got 'TRUE'"),
     (["values", *ONE_CYCLE, "three_phase=1"], r"three_phase .* got 1"),
     (["values", *ONE_CYCLE, 'three_phase="true"'], r"three_phase .* got 'true'"),
     (["values", *ONE_CYCLE, "three_phase=null"], r"three_phase .* got None"),
     (["values", "@bools.json"], r"three_phase .* got 'no'"),
-    (["values", "CyclicLR", "base_lr=0.01", "max_lr=0.1", "cycle_momentum=yes"], r"cycle_momentum of cyclic_lr must be true"),
-    (["values", "per_epoch", 'schedule={"name": "StepLR", "step_size": 2}', "steps_per_epoch=3", "fractional=0"],
-     r"fractional of per_epoch must be true or false"),
+    (
+        ["values", "CyclicLR", "base_lr=0.01", "max_lr=0.1", "cycle_momentum=yes"],
+        r"cycle_momentum of cyclic_lr must be true",
+    ),
+    (
+        ["values", "per_epoch", 'schedule={"name": "StepLR", "step_size": 2}', "steps_per_epoch=3", "fractional=0"],
+        r"fractional of per_epoch must be true or false",
+    ),
     (["values", "StepLR", "step_size=true"], r"step_size of step_lr is not a boolean keyword, got True"),
     (["values", "MultiStepLR", "milestones=[2, False]"], r"milestones of multi_step_lr is not a boolean keyword"),
     # numbers
@@ -95,10 +109,15 @@ CASES = [
     (["plot", *STEP, "--size", "nan", "3"], r"W must be from 4 to 100 inches, got nan"),
     (["plot", *STEP, "--size", "6", "inf"], r"H must be from 2 to 100 inches, got inf"),
     (["plot", *STEP, "--size", "1e6", "1e6"], r"W must be from 4 to 100 inches"),
-    (["plot", *STEP, "--size", "100", "100", "--dpi", "1000"], r"is 100000 x 100000 pixels; at most 10000 pixels a side"),
+    (
+        ["plot", *STEP, "--size", "100", "100", "--dpi", "1000"],
+        r"is 100000 x 100000 pixels; at most 10000 pixels a side",
+    ),
     (["plot", *STEP, "--size", "6"], r"argument --size: expected 2 arguments"),
-    (["values", *STEP, "base_lr=" + json.dumps([0.1] * 3), "--steps", "10000000"],
-     r"10,000,000 steps x 3 columns is 30,000,000 values; at most 20,000,000: lower --steps"),
+    (
+        ["values", *STEP, "base_lr=" + json.dumps([0.1] * 3), "--steps", "10000000"],
+        r"10,000,000 steps x 3 columns is 30,000,000 values; at most 20,000,000: lower --steps",
+    ),
     (["plot", *STEP, "base_lr=" + json.dumps([0.1] * 65)], r"the plot would have 65 lines .*at most 64"),
     # empty strings
     (["values", ""], r"an empty argument where a schedule was expected"),
@@ -116,23 +135,39 @@ CASES = [
     (["values", "StepLR", 'step_size={"a": 1, "a": 2}'], r"key 'a' appears twice"),
     # names and keywords
     (["values", "SGD"], r"unknown schedule name 'SGD'. Valid names: chained_scheduler, .*step_lr"),
-    (["values", "StepLR", "step_size=3", "step_sze=3"], r"unknown keyword 'step_sze' for step_lr \(did you mean 'step_size'\?\)"),
+    (
+        ["values", "StepLR", "step_size=3", "step_sze=3"],
+        r"unknown keyword 'step_sze' for step_lr \(did you mean 'step_size'\?\)",
+    ),
     (["values", "StepLR", "name=ExponentialLR"], r"name= is not a keyword of StepLR"),
     (["values", "StepLR", "2x=3"], r"'2x' is not a keyword name"),
     (["values", "StepLR", "step_size=[30,80"], r"neither JSON, a Python literal nor a bare word"),
     (["values", "LambdaLR"], r"lambda_lr needs a Python function \(lr_lambda\)"),
-    (["values", "CyclicLR", "base_lr=0.01", "max_lr=0.1", "scale_fn=abs"], r"scale_fn of cyclic_lr is a Python function"),
-    (["values", "SequentialLR", 'schedules=[{"name": "StepLR", "step_size": 2, "gama": 0.5}]', "milestones=[]"],
-     r"sequential_lr schedules\[0\]: unknown keyword 'gama' for step_lr \(did you mean 'gamma'\?\)"),
+    (
+        ["values", "CyclicLR", "base_lr=0.01", "max_lr=0.1", "scale_fn=abs"],
+        r"scale_fn of cyclic_lr is a Python function",
+    ),
+    (
+        ["values", "SequentialLR", 'schedules=[{"name": "StepLR", "step_size": 2, "gama": 0.5}]', "milestones=[]"],
+        r"sequential_lr schedules\[0\]: unknown keyword 'gama' for step_lr \(did you mean 'gamma'\?\)",
+    ),
     (["values", "SequentialLR", "schedules=3", "milestones=[]"], r"schedules of sequential_lr takes schedule configs"),
-    (["values", "SequentialLR",
-      'schedules=[{"name": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "base_momentum": 0.8}]', "milestones=[]"],
-     r"base_momentum: the momentum of a CyclicLR is plotted only for a top-level schedule"),
+    (
+        [
+            "values",
+            "SequentialLR",
+            'schedules=[{"name": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "base_momentum": 0.8}]',
+            "milestones=[]",
+        ],
+        r"base_momentum: the momentum of a CyclicLR is plotted only for a top-level schedule",
+    ),
     (["values", "StepLR", "step_size=0"], r"step_lr: step_size"),
     # plateau configs
     (["values", "@plateau.json"], r"reduce_lr_on_plateau reduces the lr when a metric stops improving"),
-    (["plot", "ChainedScheduler", 'schedules=[{"name": "ReduceLROnPlateau"}]'],
-     r"chained_scheduler schedules\[0\]: reduce_lr_on_plateau reduces the lr"),
+    (
+        ["plot", "ChainedScheduler", 'schedules=[{"name": "ReduceLROnPlateau"}]'],
+        r"chained_scheduler schedules\[0\]: reduce_lr_on_plateau reduces the lr",
+    ),
     # output paths and text
     (["plot", *STEP, "-o", "a_directory"], r"-o a_directory is a directory"),
     (["plot", *STEP, "-o", "missing/x.png"], r"-o missing/x.png: directory missing does not exist"),
@@ -160,7 +195,9 @@ def test_bad_input_exits_2_with_one_line(argv, match, sandbox, capsys):
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, a directory no one can write in")
 def test_unwritable_output_directory(sandbox, capsys):
     code = _cli.main(["plot", *STEP, "-o", "/proc/lrjax.png"])
-    assert code == 2 and capsys.readouterr().err.startswith("lrjax plot: error: -o /proc/lrjax.png: cannot write in /proc")
+    assert code == 2 and capsys.readouterr().err.startswith(
+        "lrjax plot: error: -o /proc/lrjax.png: cannot write in /proc"
+    )
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write in any directory")
@@ -218,14 +255,27 @@ ENV = {**os.environ, "MPLBACKEND": "Agg"}
 
 
 def test_as_a_process_no_traceback(tmp_path):
-    bad = subprocess.run([sys.executable, "-m", "lrjax", "values", *STEP, "--steps", "10000000000"],
-                         capture_output=True, text=True, cwd=tmp_path, env=ENV, check=False)
+    bad = subprocess.run(
+        [sys.executable, "-m", "lrjax", "values", *STEP, "--steps", "10000000000"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=ENV,
+        check=False,
+    )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr == "lrjax values: error: --steps must be an integer from 1 to 10,000,000, got 10000000000\n"
 
 
 def test_as_a_process_a_broken_pipe_is_quiet(tmp_path):
-    piped = subprocess.run(f"{sys.executable} -m lrjax values StepLR step_size=3 --steps 200000 | head -n 2",
-                           shell=True, capture_output=True, text=True, cwd=tmp_path, env=ENV, check=False)
+    piped = subprocess.run(
+        f"{sys.executable} -m lrjax values StepLR step_size=3 --steps 200000 | head -n 2",
+        shell=True,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=ENV,
+        check=False,
+    )
     assert piped.stdout.splitlines() == ["step\tstep_lr(base_lr=0.1, step_size=3)", "0\t0.1"]
     assert piped.stderr == ""

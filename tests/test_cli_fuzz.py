@@ -44,11 +44,12 @@ def sandbox(tmp_path_factory):
     root = tmp_path_factory.mktemp("cli_fuzz")
     (root / "binary.json").write_bytes(bytes(range(256)))
     (root / "deep.json").write_text("[" * 100 + "]" * 100)
-    (root / "abyss.json").write_text("{\"a\": " * 5000 + "1" + "}" * 5000)
+    (root / "abyss.json").write_text('{"a": ' * 5000 + "1" + "}" * 5000)
     (root / "empty.json").write_text("")
     (root / "plateau.json").write_text(json.dumps({"name": "ReduceLROnPlateau"}))
-    (root / "good.json").write_text(json.dumps([{"name": "StepLR", "step_size": 2}, {"name": "ExponentialLR",
-                                                                                      "gamma": 0.5}]))
+    (root / "good.json").write_text(
+        json.dumps([{"name": "StepLR", "step_size": 2}, {"name": "ExponentialLR", "gamma": 0.5}])
+    )
     (root / "huge.json").write_text('{"name": "StepLR", "step_size": ' + "3" * 5000 + "}")
     (root / "a_directory").mkdir()
     (root / "sub").mkdir()
@@ -94,60 +95,169 @@ def run(argv, root):
 # ---- argument vectors ----
 
 JUNK_NAMES = ["", " ", "StepLr", "SGD", "step-lr", "ñ", "=", "a=b=c", "Step LR", "\x00", "\udcff", "lr" * 50]
-KEYS = sorted({k for e in registry.entries() for k in e.keywords} | set(_cli._TORCH_MOMENTUM_KEYS)
-              | {"", "nesterov", "name", "1x", "gamma ", "é", "__class__"})
+KEYS = sorted(
+    {k for e in registry.entries() for k in e.keywords}
+    | set(_cli._TORCH_MOMENTUM_KEYS)
+    | {"", "nesterov", "name", "1x", "gamma ", "é", "__class__"}
+)
 VALUE_TEXTS = [
-    "0", "1", "-1", "2", "3", "30", "0.5", "0.05", "1e-3", "-0.0", "1e400", "-1e400", "nan", "NaN", "inf", "-Infinity",
-    "9" * 5000, "9" * 400, "2**10", "true", "false", "True", "False", "TRUE", "no", "yes", "maybe", "null", "None",
-    "cos", "linear", "triangular", "triangular2", "exp_range", "iterations", "[1,2]", "1,2", "[3, 1]", "[]", "{}",
-    "[0.1, 0.2]", "'cos'", '"cos"', "[30,80", "1j", "b'x'", "{1,2}", "[[[[[[[[1]]]]]]]]", "[" * 100 + "]" * 100,
-    '{"a":1,"a":2}', "", " ", "\x00", "__import__('os')", '{"name": "StepLR", "step_size": 2}',
-    '[{"name": "StepLR", "step_size": 2}]', '[{"name": "ReduceLROnPlateau"}]', json.dumps([0.1] * 70),
+    "0",
+    "1",
+    "-1",
+    "2",
+    "3",
+    "30",
+    "0.5",
+    "0.05",
+    "1e-3",
+    "-0.0",
+    "1e400",
+    "-1e400",
+    "nan",
+    "NaN",
+    "inf",
+    "-Infinity",
+    "9" * 5000,
+    "9" * 400,
+    "2**10",
+    "true",
+    "false",
+    "True",
+    "False",
+    "TRUE",
+    "no",
+    "yes",
+    "maybe",
+    "null",
+    "None",
+    "cos",
+    "linear",
+    "triangular",
+    "triangular2",
+    "exp_range",
+    "iterations",
+    "[1,2]",
+    "1,2",
+    "[3, 1]",
+    "[]",
+    "{}",
+    "[0.1, 0.2]",
+    "'cos'",
+    '"cos"',
+    "[30,80",
+    "1j",
+    "b'x'",
+    "{1,2}",
+    "[[[[[[[[1]]]]]]]]",
+    "[" * 100 + "]" * 100,
+    '{"a":1,"a":2}',
+    "",
+    " ",
+    "\x00",
+    "__import__('os')",
+    '{"name": "StepLR", "step_size": 2}',
+    '[{"name": "StepLR", "step_size": 2}]',
+    '[{"name": "ReduceLROnPlateau"}]',
+    json.dumps([0.1] * 70),
 ]
-values = st.one_of(st.sampled_from(VALUE_TEXTS), st.integers(-10, 10**30).map(str),
-                   st.floats(allow_nan=True, allow_infinity=True).map(repr), st.text(max_size=6))
-json_values = st.recursive(st.none() | st.booleans() | st.integers(-5, 10**20) | st.floats() | st.text(max_size=5),
-                           lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(KEYS), c, max_size=3),
-                           max_leaves=8)
+values = st.one_of(
+    st.sampled_from(VALUE_TEXTS),
+    st.integers(-10, 10**30).map(str),
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.text(max_size=6),
+)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 10**20) | st.floats() | st.text(max_size=5),
+    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.sampled_from(KEYS), c, max_size=3),
+    max_leaves=8,
+)
 names = st.sampled_from(registry.names() + [e.torch_class for e in registry.entries() if e.torch_class] + JUNK_NAMES)
-FILES = ["@binary.json", "@deep.json", "@abyss.json", "@empty.json", "@plateau.json", "@good.json", "@huge.json",
-         "@a_directory", "@missing.json", "@", "@a_file", "@/dev/null"] + [f"@{n}.json" for n in NAMES]
+FILES = [
+    "@binary.json",
+    "@deep.json",
+    "@abyss.json",
+    "@empty.json",
+    "@plateau.json",
+    "@good.json",
+    "@huge.json",
+    "@a_directory",
+    "@missing.json",
+    "@",
+    "@a_file",
+    "@/dev/null",
+] + [f"@{n}.json" for n in NAMES]
 
 
 def _json_config(draw_name, kwargs):
     return json.dumps({"name": draw_name, **kwargs}, allow_nan=True)
 
 
-schedule_tokens = st.lists(st.one_of(
-    names.map(lambda n: [n]),
-    st.tuples(st.sampled_from(KEYS), values).map(lambda kv: [f"{kv[0]}={kv[1]}"]),
-    st.tuples(names, st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4)).map(
-        lambda nk: [_json_config(*nk)]),
-    st.sampled_from(FILES).map(lambda f: [f]),
-    st.text(max_size=8).filter(lambda t: not t.startswith("-")).map(lambda t: [t]),
-), max_size=6).map(lambda groups: [t for g in groups for t in g])
+schedule_tokens = st.lists(
+    st.one_of(
+        names.map(lambda n: [n]),
+        st.tuples(st.sampled_from(KEYS), values).map(lambda kv: [f"{kv[0]}={kv[1]}"]),
+        st.tuples(names, st.dictionaries(st.sampled_from(KEYS), json_values, max_size=4)).map(
+            lambda nk: [_json_config(*nk)]
+        ),
+        st.sampled_from(FILES).map(lambda f: [f]),
+        st.text(max_size=8).filter(lambda t: not t.startswith("-")).map(lambda t: [t]),
+    ),
+    max_size=6,
+).map(lambda groups: [t for g in groups for t in g])
 
 OPTIONS = {
     "--steps": ["1", "2", "7", "30", "0", "-1", "10000000000", "10000001", "1e3", "x", ""],
     "--base-lr": ["0.1", "0", "2", "-1", "nan", "inf", "1e400", "1e300", "1e-300", "abc"],
     "--label": ["a", "b", "", "_hidden", "$x$", "$\\frac$", "step", "a\tb", "\udcff"],
-    "-o": ["ok.png", "ok.svg", "ok.pdf", "OK.PNG", "sub/ok.png", "existing.png", "ok.jpg", "x.xyz", "a_directory/",
-           "a_directory", "missing/x.png", "a_file/x.png", "", "noext", ".png", "/proc/x.png", "ok.pgf", "a\x00.png"],
+    "-o": [
+        "ok.png",
+        "ok.svg",
+        "ok.pdf",
+        "OK.PNG",
+        "sub/ok.png",
+        "existing.png",
+        "ok.jpg",
+        "x.xyz",
+        "a_directory/",
+        "a_directory",
+        "missing/x.png",
+        "a_file/x.png",
+        "",
+        "noext",
+        ".png",
+        "/proc/x.png",
+        "ok.pgf",
+        "a\x00.png",
+    ],
     "--dpi": ["1", "10", "20", "0", "-1", "1001", "abc"],
     "--title": ["t", "", "$\\frac$", "$x$"],
     "--format": ["tsv", "csv", "json", "xml"],
 }
 FLAGS = ["--float32", "--no-momentum", "--logy", "--steps-post", "--bogus", "-h"]
-SIZES = [["4", "2"], ["6", "3"], ["0", "0"], ["nan", "3"], ["6", "inf"], ["1e6", "1"], ["101", "3"], ["6"],
-         ["8", "4"], ["3.9", "3"]]
-options = st.lists(st.one_of(
-    st.sampled_from(sorted(OPTIONS)).flatmap(lambda o: st.sampled_from(OPTIONS[o]).map(lambda v: [o, v])),
-    st.sampled_from(FLAGS).map(lambda f: [f]),
-    st.sampled_from(SIZES).map(lambda s: ["--size", *s]),
-), max_size=4).map(lambda groups: [t for g in groups for t in g])
+SIZES = [
+    ["4", "2"],
+    ["6", "3"],
+    ["0", "0"],
+    ["nan", "3"],
+    ["6", "inf"],
+    ["1e6", "1"],
+    ["101", "3"],
+    ["6"],
+    ["8", "4"],
+    ["3.9", "3"],
+]
+options = st.lists(
+    st.one_of(
+        st.sampled_from(sorted(OPTIONS)).flatmap(lambda o: st.sampled_from(OPTIONS[o]).map(lambda v: [o, v])),
+        st.sampled_from(FLAGS).map(lambda f: [f]),
+        st.sampled_from(SIZES).map(lambda s: ["--size", *s]),
+    ),
+    max_size=4,
+).map(lambda groups: [t for g in groups for t in g])
 commands = st.sampled_from(["plot", "values", "values", "list", "draw", "", "--version"])
-random_argvs = st.builds(lambda c, s, o, first: [c, *o, *s] if first else [c, *s, *o], commands, schedule_tokens,
-                         options, st.booleans())
+random_argvs = st.builds(
+    lambda c, s, o, first: [c, *o, *s] if first else [c, *s, *o], commands, schedule_tokens, options, st.booleans()
+)
 
 
 @st.composite
@@ -163,11 +273,19 @@ def mutated_argvs(draw):
             argv += [f"{k}={json.dumps(v)}" for k, v in ARGUMENTS[name].items()]
         argv += ["--steps", str(draw(st.integers(1, 30)))]
         if command == "plot":
-            argv += ["--dpi", "20", "-o", draw(st.sampled_from(["ok.png", "ok.svg", "sub/ok.png", "existing.png",
-                                                                 "OK.PNG", "ok.pdf"]))]
-    junk = st.one_of(values, st.sampled_from(FILES), names,
-                     st.tuples(st.sampled_from(KEYS), values).map(lambda kv: f"{kv[0]}={kv[1]}"),
-                     st.sampled_from(FLAGS + sorted(OPTIONS)))
+            argv += [
+                "--dpi",
+                "20",
+                "-o",
+                draw(st.sampled_from(["ok.png", "ok.svg", "sub/ok.png", "existing.png", "OK.PNG", "ok.pdf"])),
+            ]
+    junk = st.one_of(
+        values,
+        st.sampled_from(FILES),
+        names,
+        st.tuples(st.sampled_from(KEYS), values).map(lambda kv: f"{kv[0]}={kv[1]}"),
+        st.sampled_from(FLAGS + sorted(OPTIONS)),
+    )
     for _ in range(draw(st.integers(0, 3))):
         i = draw(st.integers(1, len(argv)))
         how = draw(st.sampled_from(["value", "insert", "delete", "option"]))
@@ -227,8 +345,13 @@ def check(argv, code, out, err, changed, root):
             assert all(math.isfinite(float(v)) for r in rows[1:] for v in r[1:])
     else:
         assert command == "list" and changed == []
-        assert all(line.split("(")[0] in registry.names() or line.startswith("  e.g. lrjax plot ")
-                   for line in out.splitlines()) and out
+        assert (
+            all(
+                line.split("(")[0] in registry.names() or line.startswith("  e.g. lrjax plot ")
+                for line in out.splitlines()
+            )
+            and out
+        )
 
 
 @settings(max_examples=120 * DEPTH, **FUZZ)

@@ -18,9 +18,9 @@ import jax.numpy as jnp
 import matplotlib
 import numpy as np
 import pytest
+import torchtwin
 
 import lrjax
-import torchtwin
 from lrjax import _cli, registry
 
 matplotlib.use("Agg")
@@ -49,8 +49,11 @@ def refusal(entry) -> str | None:
 # What a command line cannot build, and the words of its refusal.
 REFUSED = {e.name: refusal(e) for e in registry.entries() if refusal(e) is not None}
 # Keyword arguments for each schedule: its registry example (the expected values come from lrjax and torch).
-ARGUMENTS = {e.name: {k: v for k, v in e.example_config().items() if k != "name"}
-             for e in registry.entries() if e.name not in REFUSED}
+ARGUMENTS = {
+    e.name: {k: v for k, v in e.example_config().items() if k != "name"}
+    for e in registry.entries()
+    if e.name not in REFUSED
+}
 NAMES = [n for n in registry.names() if n in ARGUMENTS]
 
 
@@ -106,7 +109,7 @@ def torch_run(entry, kwargs, steps):
 
 def listing(out):
     """``{name: [its line, its example line if any]}`` of ``lrjax list``'s output, in order."""
-    entries = {}
+    entries, name = {}, None
     for line in out.splitlines():
         if line.startswith(" "):
             entries[name].append(line)

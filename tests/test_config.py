@@ -63,43 +63,57 @@ def test_torch_class_names(name):
 
 
 def test_defaults_fill_missing_keywords_in_nested_configs():
-    config = {"name": "SequentialLR", "milestones": [3], "schedules": [
-        {"name": "LinearLR", "start_factor": 0.5, "total_iters": 3}, {"name": "ExponentialLR", "gamma": 0.9}]}
+    config = {
+        "name": "SequentialLR",
+        "milestones": [3],
+        "schedules": [
+            {"name": "LinearLR", "start_factor": 0.5, "total_iters": 3},
+            {"name": "ExponentialLR", "gamma": 0.9},
+        ],
+    }
     built = lrjax.from_config(config, base_lr=0.2)
     expected = lrjax.sequential_lr([lrjax.linear_lr(0.2, 0.5, total_iters=3), lrjax.exponential_lr(0.2, 0.9)], [3])
     np.testing.assert_array_equal(observe(built), observe(expected))
     # A default the function does not take is ignored (one_cycle_lr has no base_lr).
-    assert lrjax.to_config(lrjax.from_config(CONFIGS["one_cycle_lr"], base_lr=5.0)) == \
-        lrjax.to_config(lrjax.from_config(CONFIGS["one_cycle_lr"]))
+    assert lrjax.to_config(lrjax.from_config(CONFIGS["one_cycle_lr"], base_lr=5.0)) == lrjax.to_config(
+        lrjax.from_config(CONFIGS["one_cycle_lr"])
+    )
 
 
-@pytest.mark.parametrize("config,match", [
-    ({"name": "StepLr", "step_size": 3}, r"unknown schedule name 'StepLr'. Did you mean 'StepLR'\?"),
-    ({"name": "no_such_lr"}, r"Valid names: " + ", ".join(lrjax.available_schedules())),
-    ({"name": "step_lr", "base_lr": 0.1, "step_size": 3, "gama": 0.5},
-     r"unknown keyword 'gama' for step_lr. Valid keywords: base_lr, step_size, gamma"),
-    ({"name": "step_lr", "base_lr": 0.1}, r"step_lr needs 'step_size'"),
-    ({"step_size": 3}, r"needs a 'name'"),
-    ('{"name": "step_lr",', r"not valid JSON"),
-    ({"name": "lambda_lr", "base_lr": 0.1, "lr_lambda": "lambda e: e"}, r"must be a Python callable"),
-    ({"name": "sequential_lr", "milestones": [2], "schedules": [STEP, {"name": "nope"}]}, r"unknown schedule name"),
-    ({"name": "step_lr", "base_lr": 0.1, "step_size": -1}, r"step_size"),
-])
+@pytest.mark.parametrize(
+    "config,match",
+    [
+        ({"name": "StepLr", "step_size": 3}, r"unknown schedule name 'StepLr'. Did you mean 'StepLR'\?"),
+        ({"name": "no_such_lr"}, r"Valid names: " + ", ".join(lrjax.available_schedules())),
+        (
+            {"name": "step_lr", "base_lr": 0.1, "step_size": 3, "gama": 0.5},
+            r"unknown keyword 'gama' for step_lr. Valid keywords: base_lr, step_size, gamma",
+        ),
+        ({"name": "step_lr", "base_lr": 0.1}, r"step_lr needs 'step_size'"),
+        ({"step_size": 3}, r"needs a 'name'"),
+        ('{"name": "step_lr",', r"not valid JSON"),
+        ({"name": "lambda_lr", "base_lr": 0.1, "lr_lambda": "lambda e: e"}, r"must be a Python callable"),
+        ({"name": "sequential_lr", "milestones": [2], "schedules": [STEP, {"name": "nope"}]}, r"unknown schedule name"),
+        ({"name": "step_lr", "base_lr": 0.1, "step_size": -1}, r"step_size"),
+    ],
+)
 def test_errors(config, match):
     with pytest.raises(ValueError, match=match):
         lrjax.from_config(config)
 
 
 def test_split_momentum_follows_torch_keywords():
-    lr, momentum = lrjax.split_momentum({"name": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3,
-                                         "max_momentum": 0.95})
+    lr, momentum = lrjax.split_momentum(
+        {"name": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3, "max_momentum": 0.95}
+    )
     assert lr == {"name": "CyclicLR", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 3}
     assert momentum == {"name": "cyclic_momentum", "step_size_up": 3, "max_momentum": 0.95}
     m = lrjax.from_config(momentum)
     assert float(m(0)) == pytest.approx(0.95) and float(m(3)) == pytest.approx(0.8)
-    assert lrjax.split_momentum({"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 9,
-                                 "cycle_momentum": False}) == ({"name": "one_cycle_lr", "max_lr": 0.1,
-                                                               "total_steps": 9}, None)
+    assert lrjax.split_momentum({"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 9, "cycle_momentum": False}) == (
+        {"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 9},
+        None,
+    )
     assert lrjax.split_momentum({"name": "step_lr", "step_size": 3}) == ({"name": "step_lr", "step_size": 3}, None)
     # A momentum schedule's own base_momentum / max_momentum are its arguments, not torch's CyclicLR keywords.
     own = {"name": "cyclic_momentum", "base_momentum": 0.8, "max_momentum": 0.9, "step_size_up": 3}

@@ -65,8 +65,9 @@ def test_per_epoch_fractional_warm_restarts_whole_run(x64):
     sample = sample[(sample >= 0) & (sample < total)]
     expected = _torch_loop_values(sample)
     with jax.enable_x64(x64):
-        schedule = lrjax.per_epoch(lrjax.cosine_annealing_warm_restarts(BASE, T_0=T_0, eta_min=ETA_MIN), ITERS,
-                                   fractional=True)
+        schedule = lrjax.per_epoch(
+            lrjax.cosine_annealing_warm_restarts(BASE, T_0=T_0, eta_min=ETA_MIN), ITERS, fractional=True
+        )
         ours = np.asarray(jax.jit(jax.vmap(schedule))(jnp.arange(total, dtype=jnp.int32)), np.float64)
     bits = 64 if x64 else 32
     rtol, atol = torchref.tolerance(bits)
@@ -80,7 +81,10 @@ def test_per_epoch_fractional_warm_restarts_whole_run(x64):
         g = int(sample[bad[0]])
         worst = int(np.argmax(err / allowed))
         pytest.fail(
-            f"per_epoch(cosine_annealing_warm_restarts({BASE}, T_0={T_0}, eta_min={ETA_MIN}), {ITERS}, fractional=True), "
-            f"{'x64' if x64 else 'float32'}: {bad.size} of {len(sample)} sampled updates (of {total}) leave the contract; "
-            f"first at update {g}: lrjax {ours[g]!r}, torch {expected[bad[0]]!r}, allowance {allowed[bad[0]]:.3g}; worst "
-            f"{float(err[worst] / allowed[worst]):.3g}x the allowance at update {int(sample[worst])}", pytrace=False)
+            f"per_epoch(cosine_annealing_warm_restarts({BASE}, T_0={T_0}, eta_min={ETA_MIN}), {ITERS}, "
+            f"fractional=True), {'x64' if x64 else 'float32'}: {bad.size} of {len(sample)} sampled updates "
+            f"(of {total}) leave the contract; first at update {g}: lrjax {ours[g]!r}, torch {expected[bad[0]]!r}, "
+            f"allowance {allowed[bad[0]]:.3g}; worst {float(err[worst] / allowed[worst]):.3g}x the allowance at "
+            f"update {int(sample[worst])}",
+            pytrace=False,
+        )

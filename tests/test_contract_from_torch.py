@@ -3,7 +3,8 @@
 The torch scheduler is built from the configuration exactly as a user writes it (user functions as
 written, jax.numpy ones included), converted right after construction, and the converted schedule
 is run (jitted and vmapped, over int32 / uint32 / int64 / float32 / float64 steps: the step types
-themselves are test_contract's) at every contract step against torch (tests/torchtwin.py). Functions JAX cannot trace must be refused without ``total_steps``
+themselves are test_contract's) at every contract step against torch (tests/torchtwin.py). Functions JAX cannot
+trace must be refused without ``total_steps``
 and tabulated with it; chains torch defines only by their history may ask for ``total_steps``.
 """
 
@@ -46,8 +47,9 @@ def convert(cfg: dict, total_steps):
 
 
 @requires_torch
-@pytest.mark.parametrize("name,index,x64", FROM_TORCH_CASES,
-                         ids=[f"{n}-{i}-{'x64' if x else 'float32'}" for n, i, x in FROM_TORCH_CASES])
+@pytest.mark.parametrize(
+    "name,index,x64", FROM_TORCH_CASES, ids=[f"{n}-{i}-{'x64' if x else 'float32'}" for n, i, x in FROM_TORCH_CASES]
+)
 def test_from_torch_contract(name, index, x64):
     cfg = contract_config(name, index)
     category = f"from_torch/{name}"
@@ -60,11 +62,15 @@ def test_from_torch_contract(name, index, x64):
                 convert(cfg, None)
             except ValueError as e:
                 if "total_steps" not in str(e):
-                    problems.append(f"from_torch without total_steps refused a Python function without saying "
-                                    f"to pass total_steps: {e}")
+                    problems.append(
+                        f"from_torch without total_steps refused a Python function without saying "
+                        f"to pass total_steps: {e}"
+                    )
             except Exception as e:  # noqa: BLE001
-                problems.append(f"from_torch without total_steps raised {type(e).__name__} (expected ValueError "
-                                f"naming total_steps): {str(e)[:300]}")
+                problems.append(
+                    f"from_torch without total_steps raised {type(e).__name__} (expected ValueError "
+                    f"naming total_steps): {str(e)[:300]}"
+                )
             else:
                 problems.append("from_torch without total_steps accepted a Python function JAX cannot trace")
         try:
@@ -86,10 +92,13 @@ def test_from_torch_contract(name, index, x64):
             problems.append(f"from_torch raised {type(e).__name__}: {str(e)[:400]}")
             schedule = None
         if schedule is not None:
-            problems += Contract(cfg, schedule, x64, category=category, limit=limit, label="from_torch",
-                                 legs="quick").run()
+            problems += Contract(
+                cfg, schedule, x64, category=category, limit=limit, label="from_torch", legs="quick"
+            ).run()
         else:
             contract_stats.failed(category)
     if problems:
-        pytest.fail(f"{len(problems)} problem(s) for from_torch of {torchtwin.describe(cfg)}:\n  "
-                    + "\n  ".join(problems[:40]), pytrace=False)
+        pytest.fail(
+            f"{len(problems)} problem(s) for from_torch of {torchtwin.describe(cfg)}:\n  " + "\n  ".join(problems[:40]),
+            pytrace=False,
+        )

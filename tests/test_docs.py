@@ -22,9 +22,9 @@ import types
 
 import jax
 import pytest
+from conftest import requires_torch
 
 import lrjax
-from conftest import requires_torch
 from lrjax import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -33,8 +33,9 @@ PAGES = sorted(glob.glob(os.path.join(DOCS, "*.md")))
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 NOT_RUN = ("bash", "text", "")  # instructions, and printed output (a block without a language)
 
-_BLOCK = re.compile(r"^(?P<indent>[ ]*)```(?P<lang>[\w{}-]*)[ ]*(?P<arg>[^\n]*)\n(?P<body>.*?)^(?P=indent)```[ ]*$",
-                    re.S | re.M)
+_BLOCK = re.compile(
+    r"^(?P<indent>[ ]*)```(?P<lang>[\w{}-]*)[ ]*(?P<arg>[^\n]*)\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.S | re.M
+)
 
 
 def code_blocks(text: str) -> list[tuple[str, str, int]]:
@@ -63,8 +64,7 @@ def page_blocks(path: str) -> list[tuple[str, str, str]]:
 
 def test_code_blocks_are_found():
     text = "a\n```python\nx = 1\n```\n\n* item\n\n  ```pycon\n  >>> 1\n  1\n  ```\n```{include} ../a.md\n```\n"
-    assert code_blocks(text) == [("python", "x = 1\n", 2), ("pycon", ">>> 1\n1\n", 8),
-                                 ("{include}", "../a.md", 12)]
+    assert code_blocks(text) == [("python", "x = 1\n", 2), ("pycon", ">>> 1\n1\n", 8), ("{include}", "../a.md", 12)]
 
 
 # Runs `lrjax` commands in one fresh interpreter (as the console script does, through
@@ -108,18 +108,26 @@ def _run_console(commands: list[tuple[str, str, str]], cwd: str) -> None:
     for where, command, _ in commands:
         argv = shlex.split(command)
         if argv[:1] != ["lrjax"]:
-            raise AssertionError(f"{where}: console blocks run `lrjax ...` commands; put {command!r} "
-                                 "in a bash block (instructions) or make it an lrjax command")
+            raise AssertionError(
+                f"{where}: console blocks run `lrjax ...` commands; put {command!r} "
+                "in a bash block (instructions) or make it an lrjax command"
+            )
         argvs.append(argv[1:])
     os.makedirs(os.path.join(cwd, "docs"), exist_ok=True)  # for `-o docs/...`
-    proc = subprocess.run([sys.executable, "-c", _CONSOLE_DRIVER, json.dumps(argvs)], cwd=cwd,
-                          capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": ROOT})
+    proc = subprocess.run(
+        [sys.executable, "-c", _CONSOLE_DRIVER, json.dumps(argvs)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "MPLBACKEND": "Agg", "PYTHONPATH": ROOT},
+    )
     assert proc.returncode == 0, proc.stderr
     checker = doctest.OutputChecker()
     for (where, command, expected), (status, got) in zip(commands, json.loads(proc.stdout.splitlines()[-1])):
         assert checker.check_output(expected, got, FLAGS), (
-            f"{where}: `{command}` (exit status {status}) printed\n{got}\nexpected\n{expected}")
+            f"{where}: `{command}` (exit status {status}) printed\n{got}\nexpected\n{expected}"
+        )
 
 
 def _page_id(path: str) -> str:
@@ -158,9 +166,25 @@ def test_docs_build_without_warnings(tmp_path):
     outside the table of contents) fails the build."""
     out = tmp_path / "html"
     proc = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-b", "html", "-q",
-         "-d", str(tmp_path / "doctrees"), DOCS, str(out)],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        [
+            sys.executable,
+            "-m",
+            "sphinx",
+            "-W",
+            "--keep-going",
+            "-b",
+            "html",
+            "-q",
+            "-d",
+            str(tmp_path / "doctrees"),
+            DOCS,
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0 and "WARNING" not in proc.stderr + proc.stdout, proc.stderr + proc.stdout
     for page in PAGES + glob.glob(os.path.join(DOCS, "*.rst")):
         docname = os.path.splitext(os.path.basename(page))[0]
@@ -180,7 +204,7 @@ def test_docs_build_without_warnings(tmp_path):
         for name in module.__all__:
             assert f'id="{module.__name__}.{name}"' in api, f"{module.__name__}.{name} is missing"
     migration = (out / "migration.html").read_text(encoding="utf-8")
-    table = migration[migration.index('class="lrjax-torch-table'):]
+    table = migration[migration.index('class="lrjax-torch-table') :]
     table = table[: table.index("</table>")]
     for entry in registry.entries():  # the generated table: torch's page and the API entry of each class
         if entry.torch_class is not None:
@@ -230,8 +254,13 @@ def test_migration_guide_covers_every_torch_class():
 @requires_torch
 def test_torch_quirks_page_numbers_are_torchs():
     """Every number docs/torch_quirks.md quotes is re-run against the installed torch."""
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "verify_torch_quirks.py")],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "scripts", "verify_torch_quirks.py")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     assert proc.stdout.count("[ok]") >= 100 and "MISMATCH" not in proc.stdout
 
@@ -239,9 +268,19 @@ def test_torch_quirks_page_numbers_are_torchs():
 def test_project_cites_only_its_own_files():
     """Docs, tests and code cite the project's own pages, never files outside the repository."""
     offenders = []
-    for pattern in ("docs/*.md", "docs/*.rst", "docs/*.py", "tests/*.py", "tests/refcases/*.py",
-                    "scripts/*.py", "lrjax/*.py", "examples/**/*.py", "benchmarks/*.py", "*.md",
-                    "pyproject.toml"):
+    for pattern in (
+        "docs/*.md",
+        "docs/*.rst",
+        "docs/*.py",
+        "tests/*.py",
+        "tests/refcases/*.py",
+        "scripts/*.py",
+        "lrjax/*.py",
+        "examples/**/*.py",
+        "benchmarks/*.py",
+        "*.md",
+        "pyproject.toml",
+    ):
         for path in glob.glob(os.path.join(ROOT, pattern), recursive=True):
             if os.path.abspath(path) == os.path.abspath(__file__):
                 continue

@@ -48,8 +48,9 @@ def test_least_squares_diverges_past_2_over_L_and_suggests_below(bits):
     assert len(result.lrs) == len(result.losses) == len(result.smoothed_losses) == result.num_steps_run
 
 
-@pytest.mark.parametrize("optimizer", [optax.adam, functools.partial(optax.sgd, momentum=0.9)],
-                         ids=["adam", "sgd-momentum"])
+@pytest.mark.parametrize(
+    "optimizer", [optax.adam, functools.partial(optax.sgd, momentum=0.9)], ids=["adam", "sgd-momentum"]
+)
 @jax.numpy_dtype_promotion("standard")  # optax.adam's bias correction mixes int32 and float
 def test_other_optimizers_also_stop_and_suggest_a_working_lr(optimizer):
     loss_fn, w0, _ = least_squares()
@@ -76,8 +77,7 @@ def test_the_recorded_lr_is_the_lr_the_optimizer_used():
         return 100.0 + jnp.dot(w, b) + 0.0 * batch
 
     with jax.enable_x64(True):
-        result = lrjax.find_lr(loss_fn, jnp.zeros(2), jnp.zeros((40,)), start_lr=1e-3, end_lr=1.0,
-                               diverge_factor=None)
+        result = lrjax.find_lr(loss_fn, jnp.zeros(2), jnp.zeros((40,)), start_lr=1e-3, end_lr=1.0, diverge_factor=None)
         np.testing.assert_allclose(result.losses[:-1] - result.losses[1:], result.lrs[:-1], rtol=1e-9)
         expected = 1e-3 * (1.0 / 1e-3) ** (np.arange(40) / 39)
         np.testing.assert_allclose(result.lrs, expected, rtol=1e-12)
@@ -108,8 +108,7 @@ def test_stops_on_a_non_finite_loss():
     def loss_fn(w, batch):  # NaN once w passes 1
         return jnp.where(w > 1.0, jnp.nan, (w - 3.0) ** 2 + batch)
 
-    result = lrjax.find_lr(loss_fn, jnp.zeros(()), jnp.zeros((100,)), start_lr=1e-4, end_lr=1.0,
-                           diverge_factor=None)
+    result = lrjax.find_lr(loss_fn, jnp.zeros(()), jnp.zeros((100,)), start_lr=1e-4, end_lr=1.0, diverge_factor=None)
     assert result.diverged and result.num_steps_run < 100
     assert np.isnan(result.losses[-1]) and np.all(np.isfinite(result.losses[:-1]))
 
@@ -170,8 +169,9 @@ def test_unhashable_loss_fn():
 def test_has_aux():
     loss_fn, w0, _ = least_squares()
     plain = lrjax.find_lr(loss_fn, w0, jnp.zeros((50,)), start_lr=1e-5, end_lr=100.0)
-    with_aux = lrjax.find_lr(lambda w, b: (loss_fn(w, b), {"logits": w}), w0, jnp.zeros((50,)), start_lr=1e-5,
-                             end_lr=100.0, has_aux=True)
+    with_aux = lrjax.find_lr(
+        lambda w, b: (loss_fn(w, b), {"logits": w}), w0, jnp.zeros((50,)), start_lr=1e-5, end_lr=100.0, has_aux=True
+    )
     np.testing.assert_array_equal(with_aux.losses, plain.losses)
 
 
@@ -189,17 +189,20 @@ def test_plot_draws_the_smoothed_curve():
     assert lrjax.plot_lr_find(result).axes[0].get_lines()[0].get_label() == "smoothed loss"
 
 
-@pytest.mark.parametrize("kwargs,match", [
-    ({"start_lr": 0.0}, "start_lr"),
-    ({"start_lr": -1e-3}, "start_lr"),
-    ({"end_lr": float("inf")}, "end_lr"),
-    ({"start_lr": 1.0, "end_lr": 0.1}, "start_lr must be below end_lr"),
-    ({"smooth": 1.0}, "smooth"),
-    ({"smooth": -0.1}, "smooth"),
-    ({"diverge_factor": 1.0}, "diverge_factor"),
-    ({"num_steps": 20}, "num_steps=20 but batches have a leading axis of 10"),
-    ({"optimizer": optax.sgd(0.1)}, "not optax.adam"),
-])
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"start_lr": 0.0}, "start_lr"),
+        ({"start_lr": -1e-3}, "start_lr"),
+        ({"end_lr": float("inf")}, "end_lr"),
+        ({"start_lr": 1.0, "end_lr": 0.1}, "start_lr must be below end_lr"),
+        ({"smooth": 1.0}, "smooth"),
+        ({"smooth": -0.1}, "smooth"),
+        ({"diverge_factor": 1.0}, "diverge_factor"),
+        ({"num_steps": 20}, "num_steps=20 but batches have a leading axis of 10"),
+        ({"optimizer": optax.sgd(0.1)}, "not optax.adam"),
+    ],
+)
 def test_validation(kwargs, match):
     loss_fn, w0, _ = least_squares()
     with pytest.raises(ValueError, match=match):

@@ -64,16 +64,31 @@ def expected_dtype(bits):
 CASES = [
     ("LambdaLR/traced", {}, lambda o: L.LambdaLR(o, lambda e: 1 / (1 + e // 10)), 60, {}),
     ("LambdaLR/int", {}, lambda o: L.LambdaLR(o, lambda e: e // 30), 70, {}),
-    ("LambdaLR/python-groups", {"lrs": (0.05, 0.2)},
-     lambda o: L.LambdaLR(o, [lambda e: e // 30, lambda e: 0.95**e]), 100, {"total_steps": 100}),
+    (
+        "LambdaLR/python-groups",
+        {"lrs": (0.05, 0.2)},
+        lambda o: L.LambdaLR(o, [lambda e: e // 30, lambda e: 0.95**e]),
+        100,
+        {"total_steps": 100},
+    ),
     ("LambdaLR/warmup-python", {}, lambda o: L.LambdaLR(o, lambda e: min(e / 10, 1.0)), 40, {"total_steps": 40}),
     ("MultiplicativeLR/const", {}, lambda o: L.MultiplicativeLR(o, lambda e: 0.95), 80, {}),
-    ("MultiplicativeLR/python", {"lrs": (0.1, 0.3)},
-     lambda o: L.MultiplicativeLR(o, lambda e: 0.9 if e % 3 else 1.05), 50, {"total_steps": 50}),
+    (
+        "MultiplicativeLR/python",
+        {"lrs": (0.1, 0.3)},
+        lambda o: L.MultiplicativeLR(o, lambda e: 0.9 if e % 3 else 1.05),
+        50,
+        {"total_steps": 50},
+    ),
     ("StepLR/basic", {}, lambda o: L.StepLR(o, step_size=7, gamma=0.5), 50, {}),
     ("StepLR/negative-step-size", {}, lambda o: L.StepLR(o, step_size=-3, gamma=0.5), 20, {}),
-    ("MultiStepLR/counter-groups", {"lrs": (0.1, 1.0)},
-     lambda o: L.MultiStepLR(o, milestones=[5, 2, 5, 8, -1], gamma=0.5), 20, {}),
+    (
+        "MultiStepLR/counter-groups",
+        {"lrs": (0.1, 1.0)},
+        lambda o: L.MultiStepLR(o, milestones=[5, 2, 5, 8, -1], gamma=0.5),
+        20,
+        {},
+    ),
     ("ConstantLR/basic", {}, lambda o: L.ConstantLR(o, factor=0.5, total_iters=4), 10, {}),
     ("ConstantLR/total-iters-0", {}, lambda o: L.ConstantLR(o, factor=0.5, total_iters=0), 10, {}),
     ("LinearLR/groups", {"lrs": (0.05, 0.5)}, lambda o: L.LinearLR(o, 0.25, 1.0, total_iters=10), 20, {}),
@@ -81,43 +96,112 @@ CASES = [
     ("PolynomialLR/basic", {}, lambda o: L.PolynomialLR(o, total_iters=10, power=2.0), 20, {}),
     ("CosineAnnealingLR/periodic", {}, lambda o: L.CosineAnnealingLR(o, T_max=10, eta_min=0.01), 55, {}),
     ("CosineAnnealingLR/negative-T_max", {}, lambda o: L.CosineAnnealingLR(o, T_max=-7), 30, {}),
-    ("CosineAnnealingWarmRestarts/T_mult", {"lrs": (0.1, 0.2)},
-     lambda o: L.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=2, eta_min=0.001), 80, {}),
-    ("CyclicLR/up3-down7-groups", {"lrs": (0.1, 0.1)},
-     lambda o: L.CyclicLR(o, base_lr=[0.01, 0.02], max_lr=0.1, step_size_up=3, step_size_down=7), 45, {}),
+    (
+        "CosineAnnealingWarmRestarts/T_mult",
+        {"lrs": (0.1, 0.2)},
+        lambda o: L.CosineAnnealingWarmRestarts(o, T_0=5, T_mult=2, eta_min=0.001),
+        80,
+        {},
+    ),
+    (
+        "CyclicLR/up3-down7-groups",
+        {"lrs": (0.1, 0.1)},
+        lambda o: L.CyclicLR(o, base_lr=[0.01, 0.02], max_lr=0.1, step_size_up=3, step_size_down=7),
+        45,
+        {},
+    ),
     ("CyclicLR/triangular2", {}, lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=4, mode="triangular2"), 40, {}),
-    ("CyclicLR/exp_range-adam", {"kind": "Adam"},
-     lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=5, mode="exp_range", gamma=0.98), 40, {}),
-    ("CyclicLR/scale_fn-python", {},
-     lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=3, scale_fn=lambda x: min(1.0, 3 / (x + 1)),
-                          scale_mode="iterations"), 30, {"total_steps": 30}),
-    ("CyclicLR/scale_fn-cycle-python", {},
-     lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=2, scale_fn=lambda x: 1 / (2.0 ** (x - 1))), 30,
-     {"total_steps": 30}),
+    (
+        "CyclicLR/exp_range-adam",
+        {"kind": "Adam"},
+        lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=5, mode="exp_range", gamma=0.98),
+        40,
+        {},
+    ),
+    (
+        "CyclicLR/scale_fn-python",
+        {},
+        lambda o: L.CyclicLR(
+            o, 0.01, 0.1, step_size_up=3, scale_fn=lambda x: min(1.0, 3 / (x + 1)), scale_mode="iterations"
+        ),
+        30,
+        {"total_steps": 30},
+    ),
+    (
+        "CyclicLR/scale_fn-cycle-python",
+        {},
+        lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=2, scale_fn=lambda x: 1 / (2.0 ** (x - 1))),
+        30,
+        {"total_steps": 30},
+    ),
     ("CyclicLR/no-momentum", {}, lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=2, cycle_momentum=False), 10, {}),
     ("OneCycleLR/cos", {}, lambda o: L.OneCycleLR(o, max_lr=0.1, total_steps=100), 100, {}),
-    ("OneCycleLR/three-phase-linear-groups", {"lrs": (0.1, 0.1), "kind": "Adam"},
-     lambda o: L.OneCycleLR(o, max_lr=[0.1, 0.3], total_steps=61, pct_start=0.25, anneal_strategy="linear",
-                            three_phase=True, div_factor=10.0, final_div_factor=100.0), 61, {}),
+    (
+        "OneCycleLR/three-phase-linear-groups",
+        {"lrs": (0.1, 0.1), "kind": "Adam"},
+        lambda o: L.OneCycleLR(
+            o,
+            max_lr=[0.1, 0.3],
+            total_steps=61,
+            pct_start=0.25,
+            anneal_strategy="linear",
+            three_phase=True,
+            div_factor=10.0,
+            final_div_factor=100.0,
+        ),
+        61,
+        {},
+    ),
     ("OneCycleLR/fractional-phase", {}, lambda o: L.OneCycleLR(o, max_lr=1.0, total_steps=1001), 1001, {}),
-    ("ChainedScheduler/product", {},
-     lambda o: L.ChainedScheduler([L.ConstantLR(o, factor=0.1, total_iters=20), L.ExponentialLR(o, gamma=0.95)]),
-     40, {}),
-    ("ChainedScheduler/cosine-eta_min", {"lrs": (1.0,)},
-     lambda o: L.ChainedScheduler([L.LinearLR(o, 0.1, total_iters=4), L.CosineAnnealingLR(o, 10, eta_min=0.05)]),
-     40, {}),
-    ("ChainedScheduler/lambda-overwrites", {"lrs": (1.0,)},
-     lambda o: L.ChainedScheduler([L.LambdaLR(o, lambda e: 1 / (1 + e)), L.ExponentialLR(o, gamma=0.9)]), 12, {}),
-    ("ChainedScheduler/cyclic-first", {"lrs": (1.0,)},
-     lambda o: L.ChainedScheduler([L.CyclicLR(o, 0.01, 0.1, step_size_up=4), L.StepLR(o, 5, 0.5)]), 30, {}),
-    ("SequentialLR/warmup-cosine", {},
-     lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=10), L.CosineAnnealingLR(o, T_max=30)], [10]),
-     60, {}),
-    ("SequentialLR/multiplicative-quirk", {"lrs": (1.0, 2.0)},
-     lambda o: L.SequentialLR(o, [L.ExponentialLR(o, 0.5), L.MultiplicativeLR(o, lambda e: 0.9)], [3]), 10, {}),
-    ("SequentialLR/three", {},
-     lambda o: L.SequentialLR(o, [L.ConstantLR(o, 0.1, 5), L.StepLR(o, 3, 0.5), L.ExponentialLR(o, 0.9)],
-                              [5, 12]), 30, {}),
+    (
+        "ChainedScheduler/product",
+        {},
+        lambda o: L.ChainedScheduler([L.ConstantLR(o, factor=0.1, total_iters=20), L.ExponentialLR(o, gamma=0.95)]),
+        40,
+        {},
+    ),
+    (
+        "ChainedScheduler/cosine-eta_min",
+        {"lrs": (1.0,)},
+        lambda o: L.ChainedScheduler([L.LinearLR(o, 0.1, total_iters=4), L.CosineAnnealingLR(o, 10, eta_min=0.05)]),
+        40,
+        {},
+    ),
+    (
+        "ChainedScheduler/lambda-overwrites",
+        {"lrs": (1.0,)},
+        lambda o: L.ChainedScheduler([L.LambdaLR(o, lambda e: 1 / (1 + e)), L.ExponentialLR(o, gamma=0.9)]),
+        12,
+        {},
+    ),
+    (
+        "ChainedScheduler/cyclic-first",
+        {"lrs": (1.0,)},
+        lambda o: L.ChainedScheduler([L.CyclicLR(o, 0.01, 0.1, step_size_up=4), L.StepLR(o, 5, 0.5)]),
+        30,
+        {},
+    ),
+    (
+        "SequentialLR/warmup-cosine",
+        {},
+        lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=10), L.CosineAnnealingLR(o, T_max=30)], [10]),
+        60,
+        {},
+    ),
+    (
+        "SequentialLR/multiplicative-quirk",
+        {"lrs": (1.0, 2.0)},
+        lambda o: L.SequentialLR(o, [L.ExponentialLR(o, 0.5), L.MultiplicativeLR(o, lambda e: 0.9)], [3]),
+        10,
+        {},
+    ),
+    (
+        "SequentialLR/three",
+        {},
+        lambda o: L.SequentialLR(o, [L.ConstantLR(o, 0.1, 5), L.StepLR(o, 3, 0.5), L.ExponentialLR(o, 0.9)], [5, 12]),
+        30,
+        {},
+    ),
 ]
 
 
@@ -138,7 +222,8 @@ def test_matches_the_torch_object(case, bits):
     name = type(scheduler).__name__
     cycles = name in ("CyclicLR", "OneCycleLR") and scheduler.cycle_momentum
     cycles |= name == "ChainedScheduler" and any(
-        isinstance(m, L.CyclicLR) and m.cycle_momentum for m in scheduler._schedulers)
+        isinstance(m, L.CyclicLR) and m.cycle_momentum for m in scheduler._schedulers
+    )
     assert (momentum is not None) == cycles
     if momentum is not None:
         assert_close(values(momentum, steps), torch_moms, bits, "momentum")
@@ -162,16 +247,47 @@ def test_repr_of_a_simple_conversion():
 # ReduceLROnPlateau
 # ----------------------------------------------------------------------------------------------
 
-METRICS = [1.0, 0.9, 0.95, 0.92, 0.91, 0.5, math.nan, math.nan, 0.6, 0.7, 0.49, 0.8, 0.9, 0.3, 0.3, 0.31,
-           0.32, math.inf, 0.33, 0.29, 0.3, 0.3, 0.3, 0.3, 0.3]
+METRICS = [
+    1.0,
+    0.9,
+    0.95,
+    0.92,
+    0.91,
+    0.5,
+    math.nan,
+    math.nan,
+    0.6,
+    0.7,
+    0.49,
+    0.8,
+    0.9,
+    0.3,
+    0.3,
+    0.31,
+    0.32,
+    math.inf,
+    0.33,
+    0.29,
+    0.3,
+    0.3,
+    0.3,
+    0.3,
+    0.3,
+]
 
 
-@pytest.mark.parametrize("kwargs,lrs", [
-    ({"factor": 0.5, "patience": 1}, (1.0,)),
-    ({"mode": "max", "factor": 0.3, "patience": 0, "threshold": 0.01, "threshold_mode": "abs", "cooldown": 2},
-     (1.0,)),
-    ({"factor": 0.5, "patience": 1, "min_lr": [0.3, 0.01], "eps": 1e-3}, (1.0, 0.1)),
-], ids=["min-rel", "max-abs-cooldown", "groups-min_lr"])
+@pytest.mark.parametrize(
+    "kwargs,lrs",
+    [
+        ({"factor": 0.5, "patience": 1}, (1.0,)),
+        (
+            {"mode": "max", "factor": 0.3, "patience": 0, "threshold": 0.01, "threshold_mode": "abs", "cooldown": 2},
+            (1.0,),
+        ),
+        ({"factor": 0.5, "patience": 1, "min_lr": [0.3, 0.01], "eps": 1e-3}, (1.0, 0.1)),
+    ],
+    ids=["min-rel", "max-abs-cooldown", "groups-min_lr"],
+)
 @pytest.mark.parametrize("convert_at", [0, 9])
 def test_plateau_matches_the_torch_object(kwargs, lrs, convert_at, bits):
     opt = optimizer(lrs)
@@ -205,13 +321,17 @@ def test_plateau_with_momentum_flag():
 # ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("make", [
-    lambda o: L.StepLR(o, step_size=3, gamma=0.5),
-    lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=4),
-    lambda o: L.OneCycleLR(o, max_lr=0.1, total_steps=40),
-    lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=5), L.ExponentialLR(o, 0.9)], [5]),
-    lambda o: L.ChainedScheduler([L.ConstantLR(o, 0.5, 4), L.ExponentialLR(o, 0.9)]),
-], ids=["StepLR", "CyclicLR", "OneCycleLR", "SequentialLR", "ChainedScheduler"])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda o: L.StepLR(o, step_size=3, gamma=0.5),
+        lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=4),
+        lambda o: L.OneCycleLR(o, max_lr=0.1, total_steps=40),
+        lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=5), L.ExponentialLR(o, 0.9)], [5]),
+        lambda o: L.ChainedScheduler([L.ConstantLR(o, 0.5, 4), L.ExponentialLR(o, 0.9)]),
+    ],
+    ids=["StepLR", "CyclicLR", "OneCycleLR", "SequentialLR", "ChainedScheduler"],
+)
 def test_stepped_scheduler_continues_at_last_epoch(make, bits):
     opt = optimizer()
     scheduler = make(opt)
@@ -325,8 +445,10 @@ def test_not_a_scheduler():
 def test_subclass_is_refused_without_total_steps_and_tabulated_with_it(bits):
     class MyStep(L.StepLR):
         def get_lr(self):  # a rule lrjax cannot know: halve on every third step, else keep
-            return [g["lr"] * (0.5 if self.last_epoch and self.last_epoch % 3 == 0 else 1.0)
-                    for g in self.optimizer.param_groups]
+            return [
+                g["lr"] * (0.5 if self.last_epoch and self.last_epoch % 3 == 0 else 1.0)
+                for g in self.optimizer.param_groups
+            ]
 
     with pytest.raises(ValueError, match=r"not one of torch's own scheduler classes.*total_steps=N"):
         lrjax.from_torch(MyStep(optimizer(), step_size=3))

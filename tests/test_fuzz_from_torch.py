@@ -30,9 +30,23 @@ from hypothesis import strategies as st
 
 import lrjax
 
-NAMES = ("lambda_lr", "lambda_lr", "multiplicative_lr", "step_lr", "multi_step_lr", "constant_lr", "linear_lr",
-         "exponential_lr", "polynomial_lr", "cosine_annealing_lr", "cosine_annealing_warm_restarts", "cyclic_lr",
-         "one_cycle_lr", "chained_scheduler", "sequential_lr")
+NAMES = (
+    "lambda_lr",
+    "lambda_lr",
+    "multiplicative_lr",
+    "step_lr",
+    "multi_step_lr",
+    "constant_lr",
+    "linear_lr",
+    "exponential_lr",
+    "polynomial_lr",
+    "cosine_annealing_lr",
+    "cosine_annealing_warm_restarts",
+    "cyclic_lr",
+    "one_cycle_lr",
+    "chained_scheduler",
+    "sequential_lr",
+)
 TABULATED = ("lambda_lr", "multiplicative_lr", "chained_scheduler", "sequential_lr")
 LIVE_COMPOSITE = 20_000  # composites are stepped live this far at most
 
@@ -66,9 +80,14 @@ def _python(cfg) -> bool:
 
 def _depends_on_step(cfg) -> bool:
     """MultiplicativeLR with a step-dependent factor has no closed form: lrjax asks for total_steps."""
-    return any(leaf["name"] == "multiplicative_lr" and any(
-        f.constant is None for f in (leaf["lr_lambda"] if isinstance(leaf["lr_lambda"], list) else [leaf["lr_lambda"]]))
-        for leaf in torchtwin.leaves(cfg))
+    return any(
+        leaf["name"] == "multiplicative_lr"
+        and any(
+            f.constant is None
+            for f in (leaf["lr_lambda"] if isinstance(leaf["lr_lambda"], list) else [leaf["lr_lambda"]])
+        )
+        for leaf in torchtwin.leaves(cfg)
+    )
 
 
 def _user_float32(cfg, steps):
@@ -100,8 +119,9 @@ def _compare(schedule, expected, steps, bits, what, problems, category, desc, al
         scale = float(np.max(np.abs(exp)))
         near_alt = np.abs(ours - alt) <= rtol * np.abs(alt) + atol * scale
         near_torch = np.abs(ours - exp) <= rtol * np.abs(exp) + atol * scale
-        contract_stats.count(category + " (equal to the float32 user function, not torch)",
-                             int(np.sum(near_alt & ~near_torch)))
+        contract_stats.count(
+            category + " (equal to the float32 user function, not torch)", int(np.sum(near_alt & ~near_torch))
+        )
         exp = np.where(near_alt & ~near_torch, ours, exp)
     try:
         ratio, _ = torchref.compare(ours, exp, bits)
@@ -130,8 +150,16 @@ def check_from_torch(cfg: dict, N: int) -> list[str]:
                 converted = None
             if converted is not None:
                 n = min(N, live)
-                _compare(converted, table[: n + 1], jnp.arange(n + 1), bits, f"from_torch(total_steps={N})",
-                         problems, "from_torch fuzz", desc)
+                _compare(
+                    converted,
+                    table[: n + 1],
+                    jnp.arange(n + 1),
+                    bits,
+                    f"from_torch(total_steps={N})",
+                    problems,
+                    "from_torch fuzz",
+                    desc,
+                )
                 if cfg["name"] in ("lambda_lr", "multiplicative_lr") and N + 3 <= live:
                     if cfg["name"] == "multiplicative_lr" and not _depends_on_step(cfg):
                         # lambda e: c is c ** t in closed form at every step: past N it still equals torch.
@@ -157,8 +185,17 @@ def check_from_torch(cfg: dict, N: int) -> list[str]:
                 if _python(cfg):
                     problems.append(f"from_torch() [{bits}] accepted a Python function JAX cannot trace")
             if plain is not None:
-                _compare(plain, table, jnp.arange(live + 1), bits, "from_torch()", problems, "from_torch fuzz", desc,
-                         alt=_user_float32(cfg, np.arange(live + 1)) if not x64 else None)
+                _compare(
+                    plain,
+                    table,
+                    jnp.arange(live + 1),
+                    bits,
+                    "from_torch()",
+                    problems,
+                    "from_torch fuzz",
+                    desc,
+                    alt=_user_float32(cfg, np.arange(live + 1)) if not x64 else None,
+                )
     if problems:
         contract_stats.failed("from_torch fuzz")
         return [desc + ":"] + problems
@@ -175,15 +212,34 @@ def test_from_torch_random_horizons(case):
 
 
 ISSUE_CASES = {
-    "hf-warmup-256": ({"name": "lambda_lr", "base_lr": 0.1,
-                       "lr_lambda": torchtwin.Fn("min(e / 10, 1.0)", lambda e: min(e / 10, 1.0), kind="python")}, 256),
-    "halving-200": ({"name": "lambda_lr", "base_lr": 0.1,
-                     "lr_lambda": torchtwin.Fn("2 ** -(e // 200)", lambda e: 2 ** -(e // 200))}, 100_000),
-    "inverse-square": ({"name": "lambda_lr", "base_lr": 0.1,
-                        "lr_lambda": torchtwin.Fn("1 / (1 + e * e * 1e-10)", lambda e: 1 / (1 + e * e * 1e-10))},
-                       100_000),
-    "swalr": ({"name": "swalr", "base_lr": [0.1, 0.05], "swa_lr": 0.01, "anneal_epochs": 7,
-               "anneal_strategy": "linear"}, 50),
+    "hf-warmup-256": (
+        {
+            "name": "lambda_lr",
+            "base_lr": 0.1,
+            "lr_lambda": torchtwin.Fn("min(e / 10, 1.0)", lambda e: min(e / 10, 1.0), kind="python"),
+        },
+        256,
+    ),
+    "halving-200": (
+        {
+            "name": "lambda_lr",
+            "base_lr": 0.1,
+            "lr_lambda": torchtwin.Fn("2 ** -(e // 200)", lambda e: 2 ** -(e // 200)),
+        },
+        100_000,
+    ),
+    "inverse-square": (
+        {
+            "name": "lambda_lr",
+            "base_lr": 0.1,
+            "lr_lambda": torchtwin.Fn("1 / (1 + e * e * 1e-10)", lambda e: 1 / (1 + e * e * 1e-10)),
+        },
+        100_000,
+    ),
+    "swalr": (
+        {"name": "swalr", "base_lr": [0.1, 0.05], "swa_lr": 0.01, "anneal_epochs": 7, "anneal_strategy": "linear"},
+        50,
+    ),
 }
 
 
@@ -271,7 +327,9 @@ def test_from_torch_user_subclasses(which, N):
                 lrjax.from_torch(obj)
             except ValueError as e:
                 if "total_steps" not in str(e):
-                    problems.append(f"[{bits}] refused without total_steps, but the message does not say to pass it: {e}")
+                    problems.append(
+                        f"[{bits}] refused without total_steps, but the message does not say to pass it: {e}"
+                    )
             except Exception as e:  # noqa: BLE001
                 problems.append(f"[{bits}] without total_steps raised {type(e).__name__}: {e}")
             else:
@@ -283,8 +341,10 @@ def test_from_torch_user_subclasses(which, N):
                 problems.append(f"[{bits}] from_torch(total_steps={N}) raised {type(e).__name__}: {str(e)[:300]}")
                 continue
             if obj.last_epoch != before:
-                problems.append(f"[{bits}] from_torch stepped the scheduler itself (last_epoch {before} -> "
-                                f"{obj.last_epoch}); it must step a deep copy")
+                problems.append(
+                    f"[{bits}] from_torch stepped the scheduler itself (last_epoch {before} -> "
+                    f"{obj.last_epoch}); it must step a deep copy"
+                )
             ours = np.asarray(jax.jit(jax.vmap(schedule))(jnp.arange(N + 6)), np.float64)
             try:
                 torchref.compare(ours.reshape(held.shape), held, bits)

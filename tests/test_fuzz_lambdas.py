@@ -69,8 +69,10 @@ def check_lambda(fn: Fn, base, N: int, path: str, x64: bool) -> list[str]:
                     problems.append(f"refused, but the message does not say to pass total_steps: {e}")
                 contract_stats.count(category + " (refused: not traceable)")
                 return problems
-            return [f"refused ({str(e)[:300]}), but SEMANTICS.md requires {fn!r} to be "
-                    + ("tabulated with total_steps" if tabulated else "traced to torch's values")]
+            return [
+                f"refused ({str(e)[:300]}), but SEMANTICS.md requires {fn!r} to be "
+                + ("tabulated with total_steps" if tabulated else "traced to torch's values")
+            ]
         except Exception as e:  # noqa: BLE001
             return [f"construction raised {type(e).__name__}: {str(e)[:300]}"]
         if fn.kind == "python" and not tabulated:
@@ -86,16 +88,23 @@ def test_user_lambdas(case):
     problems = check_lambda(fn, base, N, path, x64)
     if problems:
         contract_stats.failed(f"lambdas/{path}")
-        pytest.fail(f"{path} with lr_lambda={fn!r}, base_lr={base!r}, N={N}, "
-                    f"{'x64' if x64 else 'float32'}:\n  " + "\n  ".join(problems[:30]), pytrace=False)
+        pytest.fail(
+            f"{path} with lr_lambda={fn!r}, base_lr={base!r}, N={N}, "
+            f"{'x64' if x64 else 'float32'}:\n  " + "\n  ".join(problems[:30]),
+            pytrace=False,
+        )
 
 
 # The issue's examples, through every path and both modes.
 ISSUE_LAMBDAS = {
     "e / 10": Fn("e / 10", lambda e: e / 10),
-    "jnp.minimum(epoch / 10, 1.0)": Fn("jnp.minimum(e / 10, 1.0)", lambda e: __import__("jax.numpy").numpy.minimum(
-        e / 10, 1.0), uses_jax=True, marks=(10,)),
-    "2 ** -e": Fn("2 ** -e", lambda e: 2 ** -e),
+    "jnp.minimum(epoch / 10, 1.0)": Fn(
+        "jnp.minimum(e / 10, 1.0)",
+        lambda e: __import__("jax.numpy").numpy.minimum(e / 10, 1.0),
+        uses_jax=True,
+        marks=(10,),
+    ),
+    "2 ** -e": Fn("2 ** -e", lambda e: 2**-e),
     "2 ** -(e // 200)": Fn("2 ** -(e // 200)", lambda e: 2 ** -(e // 200), marks=(200, 400)),
     "1 / (1 + e * e * 1e-10)": Fn("1 / (1 + e * e * 1e-10)", lambda e: 1 / (1 + e * e * 1e-10)),
     "min(e / 10, 1.0)": Fn("min(e / 10, 1.0)", lambda e: min(e / 10, 1.0), kind="python", marks=(10,)),

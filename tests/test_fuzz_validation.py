@@ -46,19 +46,70 @@ def _raising(e):
     raise RuntimeError("boom")
 
 
-FLOAT_ODD = [NAN, INF, -INF, 1e39, -1e39, 1e-300, 5e-324, 0.0, -1.0, -0.5, 2.0, 1e300, True, False, "0.1", None,
-             np.ones((2, 2)), [], [[0.1]], np.asarray([NAN, 0.1]), 3, 2**70]
-INT_ODD = [0, -1, 1.5, 2.0, NAN, INF, True, False, "3", None, 2**31, 2**32 + 3, 2**63, 2**70, np.int64(7),
-           np.uint64(2**40), np.int32(4), -(2**31), [3], 1e39]
+FLOAT_ODD = [
+    NAN,
+    INF,
+    -INF,
+    1e39,
+    -1e39,
+    1e-300,
+    5e-324,
+    0.0,
+    -1.0,
+    -0.5,
+    2.0,
+    1e300,
+    True,
+    False,
+    "0.1",
+    None,
+    np.ones((2, 2)),
+    [],
+    [[0.1]],
+    np.asarray([NAN, 0.1]),
+    3,
+    2**70,
+]
+INT_ODD = [
+    0,
+    -1,
+    1.5,
+    2.0,
+    NAN,
+    INF,
+    True,
+    False,
+    "3",
+    None,
+    2**31,
+    2**32 + 3,
+    2**63,
+    2**70,
+    np.int64(7),
+    np.uint64(2**40),
+    np.int32(4),
+    -(2**31),
+    [3],
+    1e39,
+]
 OPTION_ODD = ["foo", "", None, 1, True, "COS", "Linear"]
 FLAG_ODD = [1, 0, "yes", None, 1.0, "False", np.asarray([True])]
-FUNCTION_ODD = [1, "f", None, Fn("lambda e: nan", lambda e: math.nan), Fn("lambda e: -1.0", lambda e: -1.0),
-                Fn("lambda e: inf", lambda e: math.inf), Fn("lambda e: 1e39", lambda e: 1e39),
-                Fn("raises", _raising, kind="python"), Fn("lambda e: 'x'", lambda e: "x", kind="python"),
-                Fn("lambda e: jnp.ones(2)", lambda e: jnp.ones(2), uses_jax=True)]
+FUNCTION_ODD = [
+    1,
+    "f",
+    None,
+    Fn("lambda e: nan", lambda e: math.nan),
+    Fn("lambda e: -1.0", lambda e: -1.0),
+    Fn("lambda e: inf", lambda e: math.inf),
+    Fn("lambda e: 1e39", lambda e: 1e39),
+    Fn("raises", _raising, kind="python"),
+    Fn("lambda e: 'x'", lambda e: "x", kind="python"),
+    Fn("lambda e: jnp.ones(2)", lambda e: jnp.ones(2), uses_jax=True),
+]
 STEPSIZE_ODD = INT_ODD + [0.5, 1e-300, 2.5, -2.5]
-MILESTONES_ODD = [[NAN], [-1], [1.5], [True], [2**70], [2**31 + 1], [5, 3], "5", None, [np.int64(3)], 5, [INF],
-                  [3.0]]
+MILESTONES_ODD = [[NAN], [-1], [1.5], [True], [2**70], [2**31 + 1], [5, 3], "5", None, [np.int64(3)], 5, [INF], [3.0]]
+
+
 # Values of a hyperparameter SEMANTICS.md requires lrjax to accept (given a valid base value v).
 def _accepted_forms(v: float, per_group: bool) -> list:
     forms = [np.float64(v), np.float32(v), jnp.asarray(v)]
@@ -69,59 +120,141 @@ def _accepted_forms(v: float, per_group: bool) -> list:
 
 # constructor -> (a valid configuration, {argument: kind})
 SPECS: dict[str, tuple[dict, dict[str, str]]] = {
-    "step_lr": ({"name": "step_lr", "base_lr": 0.1, "step_size": 3, "gamma": 0.5},
-                {"base_lr": "lr", "step_size": "int1", "gamma": "float"}),
-    "multi_step_lr": ({"name": "multi_step_lr", "base_lr": 0.1, "milestones": [2, 5], "gamma": 0.5},
-                      {"base_lr": "lr", "milestones": "milestones", "gamma": "float"}),
-    "constant_lr": ({"name": "constant_lr", "base_lr": 0.1, "factor": 0.5, "total_iters": 4},
-                    {"base_lr": "lr", "factor": "float", "total_iters": "int0"}),
-    "linear_lr": ({"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.25, "end_factor": 1.0, "total_iters": 4},
-                  {"base_lr": "lr", "start_factor": "float", "end_factor": "float", "total_iters": "int0"}),
-    "exponential_lr": ({"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.9},
-                       {"base_lr": "lr", "gamma": "float"}),
-    "polynomial_lr": ({"name": "polynomial_lr", "base_lr": 0.1, "total_iters": 6, "power": 2.0},
-                      {"base_lr": "lr", "total_iters": "int0", "power": "float"}),
-    "cosine_annealing_lr": ({"name": "cosine_annealing_lr", "base_lr": 0.1, "T_max": 10, "eta_min": 0.001},
-                            {"base_lr": "lr", "T_max": "int1", "eta_min": "float"}),
+    "step_lr": (
+        {"name": "step_lr", "base_lr": 0.1, "step_size": 3, "gamma": 0.5},
+        {"base_lr": "lr", "step_size": "int1", "gamma": "float"},
+    ),
+    "multi_step_lr": (
+        {"name": "multi_step_lr", "base_lr": 0.1, "milestones": [2, 5], "gamma": 0.5},
+        {"base_lr": "lr", "milestones": "milestones", "gamma": "float"},
+    ),
+    "constant_lr": (
+        {"name": "constant_lr", "base_lr": 0.1, "factor": 0.5, "total_iters": 4},
+        {"base_lr": "lr", "factor": "float", "total_iters": "int0"},
+    ),
+    "linear_lr": (
+        {"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.25, "end_factor": 1.0, "total_iters": 4},
+        {"base_lr": "lr", "start_factor": "float", "end_factor": "float", "total_iters": "int0"},
+    ),
+    "exponential_lr": ({"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.9}, {"base_lr": "lr", "gamma": "float"}),
+    "polynomial_lr": (
+        {"name": "polynomial_lr", "base_lr": 0.1, "total_iters": 6, "power": 2.0},
+        {"base_lr": "lr", "total_iters": "int0", "power": "float"},
+    ),
+    "cosine_annealing_lr": (
+        {"name": "cosine_annealing_lr", "base_lr": 0.1, "T_max": 10, "eta_min": 0.001},
+        {"base_lr": "lr", "T_max": "int1", "eta_min": "float"},
+    ),
     "cosine_annealing_warm_restarts": (
         {"name": "cosine_annealing_warm_restarts", "base_lr": 0.1, "T_0": 5, "T_mult": 2, "eta_min": 1e-4},
-        {"base_lr": "lr", "T_0": "int1", "T_mult": "int1", "eta_min": "float"}),
-    "cyclic_lr": ({"name": "cyclic_lr", "base_lr": 0.01, "max_lr": 0.1, "step_size_up": 4, "step_size_down": 6,
-                   "mode": "exp_range", "gamma": 0.99},
-                  {"base_lr": "lr", "max_lr": "lr", "step_size_up": "stepsize", "step_size_down": "stepsize",
-                   "mode": "option", "gamma": "float", "scale_fn": "function", "scale_mode": "option"}),
-    "cyclic_momentum": ({"name": "cyclic_momentum", "base_momentum": 0.8, "max_momentum": 0.9, "step_size_up": 4},
-                        {"base_momentum": "lr", "max_momentum": "lr", "step_size_up": "stepsize",
-                         "step_size_down": "stepsize", "mode": "option", "gamma": "float", "scale_fn": "function"}),
-    "one_cycle_lr": ({"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 200},
-                     {"max_lr": "lr", "total_steps": "int1", "pct_start": "pct", "anneal_strategy": "option",
-                      "div_factor": "float", "final_div_factor": "float", "three_phase": "flag"}),
-    "one_cycle_lr/epochs": ({"name": "one_cycle_lr", "max_lr": 0.1, "epochs": 20, "steps_per_epoch": 10},
-                            {"epochs": "int1", "steps_per_epoch": "int1"}),
-    "one_cycle_momentum": ({"name": "one_cycle_momentum", "total_steps": 200},
-                           {"total_steps": "int1", "pct_start": "pct", "base_momentum": "lr",
-                            "max_momentum": "lr", "three_phase": "flag", "anneal_strategy": "option"}),
-    "lambda_lr": ({"name": "lambda_lr", "base_lr": 0.1,
-                   "lr_lambda": Fn("jnp.exp(-e / 100)", lambda e: jnp.exp(-e / 100), uses_jax=True)},
-                  {"base_lr": "lr", "lr_lambda": "function", "total_steps": "table"}),
-    "multiplicative_lr": ({"name": "multiplicative_lr", "base_lr": 0.1,
-                           "lr_lambda": Fn("lambda e: 0.9", lambda e: 0.9, constant=0.9)},
-                          {"base_lr": "lr", "lr_lambda": "function", "total_steps": "table"}),
-    "swalr": ({"name": "swalr", "base_lr": 0.1, "swa_lr": 0.05, "anneal_epochs": 5},
-              {"base_lr": "lr", "swa_lr": "lr", "anneal_epochs": "int0", "anneal_strategy": "option"}),
+        {"base_lr": "lr", "T_0": "int1", "T_mult": "int1", "eta_min": "float"},
+    ),
+    "cyclic_lr": (
+        {
+            "name": "cyclic_lr",
+            "base_lr": 0.01,
+            "max_lr": 0.1,
+            "step_size_up": 4,
+            "step_size_down": 6,
+            "mode": "exp_range",
+            "gamma": 0.99,
+        },
+        {
+            "base_lr": "lr",
+            "max_lr": "lr",
+            "step_size_up": "stepsize",
+            "step_size_down": "stepsize",
+            "mode": "option",
+            "gamma": "float",
+            "scale_fn": "function",
+            "scale_mode": "option",
+        },
+    ),
+    "cyclic_momentum": (
+        {"name": "cyclic_momentum", "base_momentum": 0.8, "max_momentum": 0.9, "step_size_up": 4},
+        {
+            "base_momentum": "lr",
+            "max_momentum": "lr",
+            "step_size_up": "stepsize",
+            "step_size_down": "stepsize",
+            "mode": "option",
+            "gamma": "float",
+            "scale_fn": "function",
+        },
+    ),
+    "one_cycle_lr": (
+        {"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 200},
+        {
+            "max_lr": "lr",
+            "total_steps": "int1",
+            "pct_start": "pct",
+            "anneal_strategy": "option",
+            "div_factor": "float",
+            "final_div_factor": "float",
+            "three_phase": "flag",
+        },
+    ),
+    "one_cycle_lr/epochs": (
+        {"name": "one_cycle_lr", "max_lr": 0.1, "epochs": 20, "steps_per_epoch": 10},
+        {"epochs": "int1", "steps_per_epoch": "int1"},
+    ),
+    "one_cycle_momentum": (
+        {"name": "one_cycle_momentum", "total_steps": 200},
+        {
+            "total_steps": "int1",
+            "pct_start": "pct",
+            "base_momentum": "lr",
+            "max_momentum": "lr",
+            "three_phase": "flag",
+            "anneal_strategy": "option",
+        },
+    ),
+    "lambda_lr": (
+        {
+            "name": "lambda_lr",
+            "base_lr": 0.1,
+            "lr_lambda": Fn("jnp.exp(-e / 100)", lambda e: jnp.exp(-e / 100), uses_jax=True),
+        },
+        {"base_lr": "lr", "lr_lambda": "function", "total_steps": "table"},
+    ),
+    "multiplicative_lr": (
+        {"name": "multiplicative_lr", "base_lr": 0.1, "lr_lambda": Fn("lambda e: 0.9", lambda e: 0.9, constant=0.9)},
+        {"base_lr": "lr", "lr_lambda": "function", "total_steps": "table"},
+    ),
+    "swalr": (
+        {"name": "swalr", "base_lr": 0.1, "swa_lr": 0.05, "anneal_epochs": 5},
+        {"base_lr": "lr", "swa_lr": "lr", "anneal_epochs": "int0", "anneal_strategy": "option"},
+    ),
     "chained_scheduler": (
-        {"name": "chained_scheduler", "schedules": [
-            {"name": "constant_lr", "base_lr": 0.1, "factor": 0.5, "total_iters": 3},
-            {"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.9}]},
-        {"schedules": "members", "total_steps": "table"}),
+        {
+            "name": "chained_scheduler",
+            "schedules": [
+                {"name": "constant_lr", "base_lr": 0.1, "factor": 0.5, "total_iters": 3},
+                {"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.9},
+            ],
+        },
+        {"schedules": "members", "total_steps": "table"},
+    ),
     "sequential_lr": (
-        {"name": "sequential_lr", "milestones": [3], "schedules": [
-            {"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.1, "total_iters": 3},
-            {"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.9}]},
-        {"schedules": "members", "milestones": "milestones"}),
-    "per_epoch": ({"name": "per_epoch", "schedule": {"name": "step_lr", "base_lr": 0.1, "step_size": 2},
-                   "steps_per_epoch": 3, "fractional": False},
-                  {"schedule": "member", "steps_per_epoch": "int1", "fractional": "flag"}),
+        {
+            "name": "sequential_lr",
+            "milestones": [3],
+            "schedules": [
+                {"name": "linear_lr", "base_lr": 0.1, "start_factor": 0.1, "total_iters": 3},
+                {"name": "exponential_lr", "base_lr": 0.1, "gamma": 0.9},
+            ],
+        },
+        {"schedules": "members", "milestones": "milestones"},
+    ),
+    "per_epoch": (
+        {
+            "name": "per_epoch",
+            "schedule": {"name": "step_lr", "base_lr": 0.1, "step_size": 2},
+            "steps_per_epoch": 3,
+            "fractional": False,
+        },
+        {"schedule": "member", "steps_per_epoch": "int1", "fractional": "flag"},
+    ),
 }
 
 
@@ -130,7 +263,12 @@ def _members_odd() -> list:
     groups2 = {"name": "step_lr", "base_lr": [0.1, 0.2], "step_size": 2}
     groups3 = {"name": "exponential_lr", "base_lr": [0.1, 0.2, 0.3], "gamma": 0.9}
     return [
-        [], None, "step_lr", [None], [1.0], [lambda t: 0.1],
+        [],
+        None,
+        "step_lr",
+        [None],
+        [1.0],
+        [lambda t: 0.1],
         [step, {"name": "one_cycle_lr", "max_lr": 0.1, "total_steps": 10}],
         [step, {"name": "cyclic_momentum", "step_size_up": 3}],
         [step, {"name": "per_epoch", "schedule": step, "steps_per_epoch": 2}],
@@ -186,8 +324,9 @@ def must_refuse(value: Any, kind: str, x64: bool, spec: str = "", default: Any =
             return True
         if spec.startswith("sequential") and len(value) != 1:
             return True
-        return any(isinstance(m, (bool, str)) or m is None or (isinstance(m, float) and not math.isfinite(m))
-                   for m in value)
+        return any(
+            isinstance(m, (bool, str)) or m is None or (isinstance(m, float) and not math.isfinite(m)) for m in value
+        )
     if kind in ("lr", "float", "pct"):
         arr = np.asarray(value, dtype=object)
         if arr.ndim > (1 if kind == "lr" else 0) or arr.size == 0:
@@ -213,11 +352,15 @@ def must_accept(value: Any, kind: str, base_value: Any, spec: str = "") -> bool:
     if kind in ("lr", "float"):
         return any(value is v for v in _accepted_forms(base_value, kind == "lr"))
     if kind in ("int0", "int1", "stepsize", "table"):
-        return (isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
-                and value >= (1 if kind in ("int1", "stepsize") else 0))
+        return (
+            isinstance(value, (int, np.integer))
+            and not isinstance(value, (bool, np.bool_))
+            and value >= (1 if kind in ("int1", "stepsize") else 0)
+        )
     if kind == "milestones":
-        ok = isinstance(value, list) and all(isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m >= 0
-                                             for m in value)
+        ok = isinstance(value, list) and all(
+            isinstance(m, (int, np.integer)) and not isinstance(m, bool) and m >= 0 for m in value
+        )
         if spec.startswith("sequential"):
             return ok and len(value) == 1
         return ok
@@ -278,8 +421,12 @@ def _lrjax_build(cfg: dict):
         if k == "name":
             continue
         if k == "schedules" and isinstance(v, list):
-            v = [torchtwin.build_lrjax(m) if isinstance(m, dict) else (lrjax.reduce_lr_on_plateau() if m == "plateau"
-                                                                        else m) for m in v]
+            v = [
+                torchtwin.build_lrjax(m)
+                if isinstance(m, dict)
+                else (lrjax.reduce_lr_on_plateau() if m == "plateau" else m)
+                for m in v
+            ]
         elif k == "schedules" and v == "plateau":
             v = [lrjax.step_lr(0.1, 2), lrjax.reduce_lr_on_plateau()]
         elif k == "schedule" and isinstance(v, dict):
@@ -302,7 +449,8 @@ def check_value(spec_name: str, arg: str, kind: str, value: Any, x64: bool) -> s
         except ValueError as e:
             # SEMANTICS.md: CyclicLR step sizes more than 2**32 apart are refused (torch's float64 loses the cycle).
             if must_accept(value, kind, base_value, spec_name) and not (
-                    kind == "stepsize" and "less than 2**-32 of the cycle" in str(e)):
+                kind == "stepsize" and "less than 2**-32 of the cycle" in str(e)
+            ):
                 return f"{label}: refused a value SEMANTICS.md requires to be accepted: {e}"
             msgs = []
             if kind not in ("members", "member") and _torchable(cfg):
@@ -337,8 +485,10 @@ def check_value(spec_name: str, arg: str, kind: str, value: Any, x64: bool) -> s
             else:
                 expected = np.asarray([torchtwin.value(cfg, k) for k in sample], np.float64)
         if torch_error is not None:
-            return (f"{label}: accepted, but torch raises {type(torch_error).__name__}: {str(torch_error)[:200]} "
-                    "(lrjax must raise ValueError at construction)")
+            return (
+                f"{label}: accepted, but torch raises {type(torch_error).__name__}: {str(torch_error)[:200]} "
+                "(lrjax must raise ValueError at construction)"
+            )
         G = torchtwin.groups(cfg)
         theirs = expected if G is not None else expected[:, 0]
         ours = ours[: len(sample)].reshape(theirs.shape) if ours[: len(sample)].size == theirs.size else ours
@@ -387,7 +537,7 @@ def _evaluate(schedule, per_group: bool):
     else:
         padded = np.concatenate([steps, np.repeat(steps[-1:], PAD - len(steps))])
         out = np.asarray(jax.block_until_ready(schedule(padded)), np.float64)[: len(steps)]
-    return out[: len(SAMPLE)], out[len(SAMPLE):]
+    return out[: len(SAMPLE)], out[len(SAMPLE) :]
 
 
 def _torchable(cfg: dict) -> bool:
@@ -395,8 +545,9 @@ def _torchable(cfg: dict) -> bool:
     if cfg["name"] == "per_epoch":
         return False
     if "schedules" in cfg:
-        return isinstance(cfg["schedules"], list) and all(isinstance(m, dict) and torchtwin.torch_class(m["name"])
-                                                          for m in cfg["schedules"])
+        return isinstance(cfg["schedules"], list) and all(
+            isinstance(m, dict) and torchtwin.torch_class(m["name"]) for m in cfg["schedules"]
+        )
     return True
 
 
@@ -447,8 +598,15 @@ def test_every_constructor_has_a_validation_spec():
 
 # -- find_lr ----------------------------------------------------------------------------------------
 
-FIND_LR_ARGS = {"start_lr": "float", "end_lr": "float", "num_steps": "int1", "smooth": "float",
-                "diverge_factor": "float", "skip_start": "int0", "skip_end": "int0"}
+FIND_LR_ARGS = {
+    "start_lr": "float",
+    "end_lr": "float",
+    "num_steps": "int1",
+    "smooth": "float",
+    "diverge_factor": "float",
+    "skip_start": "int0",
+    "skip_end": "int0",
+}
 _FIND_LR_PARAMS = dict(__import__("inspect").signature(lrjax.find_lr).parameters)
 _FIND_LR_DEFAULTS = {k: p.default for k, p in _FIND_LR_PARAMS.items()}
 
@@ -484,8 +642,13 @@ def test_find_lr_odd_arguments(arg):
                     continue
                 # None where the signature allows it; the float32 range rule for the learning rates only.
                 optional = "None" in str(_FIND_LR_PARAMS[arg].annotation)
-                refuse = must_refuse(v, kind, x64 or arg not in ("start_lr", "end_lr"), "find_lr",
-                                     None if optional else _FIND_LR_DEFAULTS[arg])
+                refuse = must_refuse(
+                    v,
+                    kind,
+                    x64 or arg not in ("start_lr", "end_lr"),
+                    "find_lr",
+                    None if optional else _FIND_LR_DEFAULTS[arg],
+                )
                 if refuse:
                     problems.append(f"{label}: accepted a value SEMANTICS.md requires to be refused")
                 elif not np.all(np.isfinite(result.lrs)):
@@ -504,12 +667,18 @@ def test_from_config_deeply_nested(depth):
     text = inner
     for _ in range(depth):
         text = '{"name": "chained_scheduler", "schedules": [' + text + "]}"
-    for payload in (text, "[" * depth + "]" * depth, {"name": "per_epoch", "steps_per_epoch": 2,
-                                                       "schedule": json.loads(inner)}):
+    for payload in (
+        text,
+        "[" * depth + "]" * depth,
+        {"name": "per_epoch", "steps_per_epoch": 2, "schedule": json.loads(inner)},
+    ):
         try:
             lrjax.from_config(payload)
         except ValueError:
             pass
         except Exception as e:  # noqa: BLE001
-            pytest.fail(f"from_config of a {depth}-deep config raised {type(e).__name__} (expected ValueError or a "
-                        f"schedule): {str(e)[:200]}", pytrace=False)
+            pytest.fail(
+                f"from_config of a {depth}-deep config raised {type(e).__name__} (expected ValueError or a "
+                f"schedule): {str(e)[:200]}",
+                pytrace=False,
+            )

@@ -17,16 +17,15 @@ from __future__ import annotations
 import warnings
 from fractions import Fraction
 
-import mpmath
-
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
-
-import lrjax
 import torchref
 from conftest import requires_torch
+
+import lrjax
 
 BIG = 2**31 - 1
 STEPS = [BIG, BIG - 1, 2**31 - 12_345, 2**30 + 7, 1_999_999_999, 123_456_789]
@@ -94,36 +93,111 @@ def _check(name, which, values, expected, scale, bits):
 
 
 GIANT = [
-    ("StepLR", lambda: lrjax.step_lr(0.1, step_size=10**8, gamma=0.5),
-     lambda L, o: L.StepLR(o, step_size=10**8, gamma=0.5), "closed", None),
-    ("MultiStepLR", lambda: lrjax.multi_step_lr(0.1, [10**9, BIG - 1, 123_456_789], gamma=0.5),
-     lambda L, o: L.MultiStepLR(o, [10**9, BIG - 1, 123_456_789], gamma=0.5), "closed", None),
-    ("ConstantLR", lambda: lrjax.constant_lr(0.1, factor=0.5, total_iters=BIG - 1),
-     lambda L, o: L.ConstantLR(o, factor=0.5, total_iters=BIG - 1), "closed", None),
-    ("LinearLR", lambda: lrjax.linear_lr(0.1, start_factor=0.01, end_factor=0.5, total_iters=BIG),
-     lambda L, o: L.LinearLR(o, start_factor=0.01, end_factor=0.5, total_iters=BIG), "closed", None),
-    ("ExponentialLR", lambda: lrjax.exponential_lr(0.1, gamma=1 - 1e-9),
-     lambda L, o: L.ExponentialLR(o, gamma=1 - 1e-9), "closed", None),
-    ("PolynomialLR", lambda: lrjax.polynomial_lr(0.1, total_iters=BIG, power=2.0),
-     lambda L, o: L.PolynomialLR(o, total_iters=BIG, power=2.0), "closed", None),
-    ("CosineAnnealingLR/T25", lambda: lrjax.cosine_annealing_lr(0.1, T_max=25, eta_min=1e-4),
-     lambda L, o: L.CosineAnnealingLR(o, T_max=25, eta_min=1e-4), "closed", 50),
-    ("CosineAnnealingLR/T1e9", lambda: lrjax.cosine_annealing_lr(0.1, T_max=10**9 + 7),
-     lambda L, o: L.CosineAnnealingLR(o, T_max=10**9 + 7), "closed", 2 * (10**9 + 7)),
-    ("CosineAnnealingWarmRestarts/Tmult1", lambda: lrjax.cosine_annealing_warm_restarts(0.1, T_0=10**9 + 9),
-     lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=10**9 + 9), "step", None),
-    ("CosineAnnealingWarmRestarts/Tmult2", lambda: lrjax.cosine_annealing_warm_restarts(0.1, T_0=1000, T_mult=2),
-     lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=1000, T_mult=2), "step", None),
-    ("LambdaLR", lambda: lrjax.lambda_lr(0.1, lambda t: 1 / (1 + 1e-9 * t.astype(float))),
-     lambda L, o: L.LambdaLR(o, lambda t: 1 / (1 + 1e-9 * t)), "get_lr", None),
-    ("CyclicLR/triangular", lambda: lrjax.cyclic_lr(0.001, 0.1, step_size_up=5000, step_size_down=7001),
-     lambda L, o: L.CyclicLR(o, 0.001, 0.1, step_size_up=5000, step_size_down=7001), "get_lr", None),
-    ("CyclicLR/exp_range", lambda: lrjax.cyclic_lr(0.001, 0.1, step_size_up=777, mode="exp_range", gamma=1 - 1e-10),
-     lambda L, o: L.CyclicLR(o, 0.001, 0.1, step_size_up=777, mode="exp_range", gamma=1 - 1e-10), "get_lr", None),
-    ("OneCycleLR/cos", lambda: lrjax.one_cycle_lr(0.1, total_steps=BIG),
-     lambda L, o: L.OneCycleLR(o, 0.1, total_steps=BIG), "get_lr", None),
-    ("OneCycleLR/linear", lambda: lrjax.one_cycle_lr(0.1, total_steps=BIG, anneal_strategy="linear", three_phase=True),
-     lambda L, o: L.OneCycleLR(o, 0.1, total_steps=BIG, anneal_strategy="linear", three_phase=True), "get_lr", None),
+    (
+        "StepLR",
+        lambda: lrjax.step_lr(0.1, step_size=10**8, gamma=0.5),
+        lambda L, o: L.StepLR(o, step_size=10**8, gamma=0.5),
+        "closed",
+        None,
+    ),
+    (
+        "MultiStepLR",
+        lambda: lrjax.multi_step_lr(0.1, [10**9, BIG - 1, 123_456_789], gamma=0.5),
+        lambda L, o: L.MultiStepLR(o, [10**9, BIG - 1, 123_456_789], gamma=0.5),
+        "closed",
+        None,
+    ),
+    (
+        "ConstantLR",
+        lambda: lrjax.constant_lr(0.1, factor=0.5, total_iters=BIG - 1),
+        lambda L, o: L.ConstantLR(o, factor=0.5, total_iters=BIG - 1),
+        "closed",
+        None,
+    ),
+    (
+        "LinearLR",
+        lambda: lrjax.linear_lr(0.1, start_factor=0.01, end_factor=0.5, total_iters=BIG),
+        lambda L, o: L.LinearLR(o, start_factor=0.01, end_factor=0.5, total_iters=BIG),
+        "closed",
+        None,
+    ),
+    (
+        "ExponentialLR",
+        lambda: lrjax.exponential_lr(0.1, gamma=1 - 1e-9),
+        lambda L, o: L.ExponentialLR(o, gamma=1 - 1e-9),
+        "closed",
+        None,
+    ),
+    (
+        "PolynomialLR",
+        lambda: lrjax.polynomial_lr(0.1, total_iters=BIG, power=2.0),
+        lambda L, o: L.PolynomialLR(o, total_iters=BIG, power=2.0),
+        "closed",
+        None,
+    ),
+    (
+        "CosineAnnealingLR/T25",
+        lambda: lrjax.cosine_annealing_lr(0.1, T_max=25, eta_min=1e-4),
+        lambda L, o: L.CosineAnnealingLR(o, T_max=25, eta_min=1e-4),
+        "closed",
+        50,
+    ),
+    (
+        "CosineAnnealingLR/T1e9",
+        lambda: lrjax.cosine_annealing_lr(0.1, T_max=10**9 + 7),
+        lambda L, o: L.CosineAnnealingLR(o, T_max=10**9 + 7),
+        "closed",
+        2 * (10**9 + 7),
+    ),
+    (
+        "CosineAnnealingWarmRestarts/Tmult1",
+        lambda: lrjax.cosine_annealing_warm_restarts(0.1, T_0=10**9 + 9),
+        lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=10**9 + 9),
+        "step",
+        None,
+    ),
+    (
+        "CosineAnnealingWarmRestarts/Tmult2",
+        lambda: lrjax.cosine_annealing_warm_restarts(0.1, T_0=1000, T_mult=2),
+        lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=1000, T_mult=2),
+        "step",
+        None,
+    ),
+    (
+        "LambdaLR",
+        lambda: lrjax.lambda_lr(0.1, lambda t: 1 / (1 + 1e-9 * t.astype(float))),
+        lambda L, o: L.LambdaLR(o, lambda t: 1 / (1 + 1e-9 * t)),
+        "get_lr",
+        None,
+    ),
+    (
+        "CyclicLR/triangular",
+        lambda: lrjax.cyclic_lr(0.001, 0.1, step_size_up=5000, step_size_down=7001),
+        lambda L, o: L.CyclicLR(o, 0.001, 0.1, step_size_up=5000, step_size_down=7001),
+        "get_lr",
+        None,
+    ),
+    (
+        "CyclicLR/exp_range",
+        lambda: lrjax.cyclic_lr(0.001, 0.1, step_size_up=777, mode="exp_range", gamma=1 - 1e-10),
+        lambda L, o: L.CyclicLR(o, 0.001, 0.1, step_size_up=777, mode="exp_range", gamma=1 - 1e-10),
+        "get_lr",
+        None,
+    ),
+    (
+        "OneCycleLR/cos",
+        lambda: lrjax.one_cycle_lr(0.1, total_steps=BIG),
+        lambda L, o: L.OneCycleLR(o, 0.1, total_steps=BIG),
+        "get_lr",
+        None,
+    ),
+    (
+        "OneCycleLR/linear",
+        lambda: lrjax.one_cycle_lr(0.1, total_steps=BIG, anneal_strategy="linear", three_phase=True),
+        lambda L, o: L.OneCycleLR(o, 0.1, total_steps=BIG, anneal_strategy="linear", three_phase=True),
+        "get_lr",
+        None,
+    ),
 ]
 
 MOMENTUM = {

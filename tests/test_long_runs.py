@@ -12,12 +12,11 @@ torch is.
 
 from __future__ import annotations
 
-import mpmath
 import jax
 import jax.numpy as jnp
+import mpmath
 import numpy as np
 import pytest
-
 import torchref
 from conftest import requires_torch
 
@@ -30,39 +29,104 @@ def _member(scheduler, **kwargs):
 
 LONG = [
     {"id": "LambdaLR/inv", "scheduler": "LambdaLR", "base_lr": 0.1, "kwargs": {"lr_lambda": "inv:0.0001"}},
-    {"id": "MultiplicativeLR/const", "scheduler": "MultiplicativeLR", "base_lr": 0.1,
-     "kwargs": {"lr_lambda": "const:0.999999"}},
+    {
+        "id": "MultiplicativeLR/const",
+        "scheduler": "MultiplicativeLR",
+        "base_lr": 0.1,
+        "kwargs": {"lr_lambda": "const:0.999999"},
+    },
     {"id": "StepLR", "scheduler": "StepLR", "base_lr": 0.1, "kwargs": {"step_size": 49_999, "gamma": 0.8}},
-    {"id": "MultiStepLR", "scheduler": "MultiStepLR", "base_lr": 0.1,
-     "kwargs": {"milestones": [1, 300_000, 600_000, 600_000, 999_999], "gamma": 0.3}},
+    {
+        "id": "MultiStepLR",
+        "scheduler": "MultiStepLR",
+        "base_lr": 0.1,
+        "kwargs": {"milestones": [1, 300_000, 600_000, 600_000, 999_999], "gamma": 0.3},
+    },
     {"id": "ConstantLR", "scheduler": "ConstantLR", "base_lr": 0.1, "kwargs": {"factor": 0.3, "total_iters": 500_001}},
-    {"id": "LinearLR", "scheduler": "LinearLR", "base_lr": 0.1,
-     "kwargs": {"start_factor": 0.001, "end_factor": 0.5, "total_iters": 999_983}},
+    {
+        "id": "LinearLR",
+        "scheduler": "LinearLR",
+        "base_lr": 0.1,
+        "kwargs": {"start_factor": 0.001, "end_factor": 0.5, "total_iters": 999_983},
+    },
     {"id": "ExponentialLR", "scheduler": "ExponentialLR", "base_lr": 0.1, "kwargs": {"gamma": 0.999995}},
-    {"id": "PolynomialLR", "scheduler": "PolynomialLR", "base_lr": 0.1, "kwargs": {"total_iters": 999_000, "power": 2.0}},
-    {"id": "CosineAnnealingLR/short-period", "scheduler": "CosineAnnealingLR", "base_lr": 0.1,
-     "kwargs": {"T_max": 25, "eta_min": 1e-4}, "exact": ("cosine", 25, 0.1, 1e-4)},
-    {"id": "CosineAnnealingLR/long-period", "scheduler": "CosineAnnealingLR", "base_lr": 0.1,
-     "kwargs": {"T_max": 300_007}},
-    {"id": "CosineAnnealingWarmRestarts", "scheduler": "CosineAnnealingWarmRestarts", "base_lr": 0.1,
-     "kwargs": {"T_0": 1000, "T_mult": 2, "eta_min": 1e-5}},
-    {"id": "CyclicLR/triangular2", "scheduler": "CyclicLR", "base_lr": 1.0,
-     "kwargs": {"base_lr": 0.001, "max_lr": 0.1, "step_size_up": 2000, "step_size_down": 3001, "mode": "triangular2"}},
-    {"id": "CyclicLR/exp_range", "scheduler": "CyclicLR", "base_lr": 1.0,
-     "kwargs": {"base_lr": 0.001, "max_lr": 0.1, "step_size_up": 777, "mode": "exp_range", "gamma": 0.999997}},
+    {
+        "id": "PolynomialLR",
+        "scheduler": "PolynomialLR",
+        "base_lr": 0.1,
+        "kwargs": {"total_iters": 999_000, "power": 2.0},
+    },
+    {
+        "id": "CosineAnnealingLR/short-period",
+        "scheduler": "CosineAnnealingLR",
+        "base_lr": 0.1,
+        "kwargs": {"T_max": 25, "eta_min": 1e-4},
+        "exact": ("cosine", 25, 0.1, 1e-4),
+    },
+    {
+        "id": "CosineAnnealingLR/long-period",
+        "scheduler": "CosineAnnealingLR",
+        "base_lr": 0.1,
+        "kwargs": {"T_max": 300_007},
+    },
+    {
+        "id": "CosineAnnealingWarmRestarts",
+        "scheduler": "CosineAnnealingWarmRestarts",
+        "base_lr": 0.1,
+        "kwargs": {"T_0": 1000, "T_mult": 2, "eta_min": 1e-5},
+    },
+    {
+        "id": "CyclicLR/triangular2",
+        "scheduler": "CyclicLR",
+        "base_lr": 1.0,
+        "kwargs": {
+            "base_lr": 0.001,
+            "max_lr": 0.1,
+            "step_size_up": 2000,
+            "step_size_down": 3001,
+            "mode": "triangular2",
+        },
+    },
+    {
+        "id": "CyclicLR/exp_range",
+        "scheduler": "CyclicLR",
+        "base_lr": 1.0,
+        "kwargs": {"base_lr": 0.001, "max_lr": 0.1, "step_size_up": 777, "mode": "exp_range", "gamma": 0.999997},
+    },
     {"id": "OneCycleLR/cos", "scheduler": "OneCycleLR", "base_lr": 1.0, "kwargs": {"max_lr": 0.1, "total_steps": N}},
-    {"id": "OneCycleLR/linear-3phase", "scheduler": "OneCycleLR", "base_lr": 1.0,
-     "kwargs": {"max_lr": 0.1, "total_steps": N, "anneal_strategy": "linear", "three_phase": True}},
+    {
+        "id": "OneCycleLR/linear-3phase",
+        "scheduler": "OneCycleLR",
+        "base_lr": 1.0,
+        "kwargs": {"max_lr": 0.1, "total_steps": N, "anneal_strategy": "linear", "three_phase": True},
+    },
     # After the warm-up and the cosine's first restart (t > 200_001) torch's chain is the plain cosine.
-    {"id": "ChainedScheduler/warmup-cosine-eta", "scheduler": "ChainedScheduler", "base_lr": 0.1,
-     "members": [_member("LinearLR", start_factor=0.01, total_iters=10_000),
-                 _member("CosineAnnealingLR", T_max=200_000, eta_min=1e-4)],
-     "exact": ("cosine", 200_000, 0.1, 1e-4, 200_001)},
-    {"id": "ChainedScheduler/exp-cosine", "scheduler": "ChainedScheduler", "base_lr": 0.1,
-     "members": [_member("ExponentialLR", gamma=0.999999), _member("CosineAnnealingLR", T_max=99_991)]},
-    {"id": "SequentialLR/warmup-cosine", "scheduler": "SequentialLR", "base_lr": 0.1, "milestones": [10_000],
-     "members": [_member("LinearLR", start_factor=0.01, total_iters=10_000),
-                 _member("CosineAnnealingLR", T_max=990_000, eta_min=1e-5)]},
+    {
+        "id": "ChainedScheduler/warmup-cosine-eta",
+        "scheduler": "ChainedScheduler",
+        "base_lr": 0.1,
+        "members": [
+            _member("LinearLR", start_factor=0.01, total_iters=10_000),
+            _member("CosineAnnealingLR", T_max=200_000, eta_min=1e-4),
+        ],
+        "exact": ("cosine", 200_000, 0.1, 1e-4, 200_001),
+    },
+    {
+        "id": "ChainedScheduler/exp-cosine",
+        "scheduler": "ChainedScheduler",
+        "base_lr": 0.1,
+        "members": [_member("ExponentialLR", gamma=0.999999), _member("CosineAnnealingLR", T_max=99_991)],
+    },
+    {
+        "id": "SequentialLR/warmup-cosine",
+        "scheduler": "SequentialLR",
+        "base_lr": 0.1,
+        "milestones": [10_000],
+        "members": [
+            _member("LinearLR", start_factor=0.01, total_iters=10_000),
+            _member("CosineAnnealingLR", T_max=990_000, eta_min=1e-5),
+        ],
+    },
 ]
 
 

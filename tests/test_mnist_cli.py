@@ -19,9 +19,8 @@ import pytest
 # `pytest` does not.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from lrjax import registry
-
 from examples.mnist import main
+from lrjax import registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ["--train-examples", "256", "--test-examples", "64", "--epochs", "3"]
@@ -34,14 +33,30 @@ FUNCTION_CONFIGS = {
 
 # For the names lrjax offers, a command line that uses it (with the keywords torch requires).
 SCHEDULE_ARGS = {
-    "chained_scheduler": ["--schedule", json.dumps({"name": "chained_scheduler", "schedules": [
-        {"name": "constant_lr", "factor": 0.5, "total_iters": 2}, {"name": "exponential_lr", "gamma": 0.9}]})],
+    "chained_scheduler": [
+        "--schedule",
+        json.dumps(
+            {
+                "name": "chained_scheduler",
+                "schedules": [
+                    {"name": "constant_lr", "factor": 0.5, "total_iters": 2},
+                    {"name": "exponential_lr", "gamma": 0.9},
+                ],
+            }
+        ),
+    ],
     "constant_lr": ["--schedule", "ConstantLR", "--schedule-args", "factor=0.5", "total_iters=2"],
     "cosine_annealing_lr": ["--schedule", "cosine_annealing_lr"],  # T_max defaults to the run's length
     "cosine_annealing_warm_restarts": ["--schedule", "CosineAnnealingWarmRestarts", "--schedule-args", "T_0=2"],
     "cyclic_lr": ["--schedule", "CyclicLR", "--schedule-args", "base_lr=0.001", "max_lr=0.01", "step_size_up=3"],
-    "cyclic_momentum": ["--optimizer", "sgd", "--momentum-schedule", "cyclic_momentum", "--momentum-args",
-                        "step_size_up=1"],
+    "cyclic_momentum": [
+        "--optimizer",
+        "sgd",
+        "--momentum-schedule",
+        "cyclic_momentum",
+        "--momentum-args",
+        "step_size_up=1",
+    ],
     "exponential_lr": ["--schedule", "ExponentialLR", "--schedule-args", "gamma=0.9"],
     "linear_lr": ["--schedule", "LinearLR", "--schedule-args", "start_factor=0.5", "total_iters=2"],
     "multi_step_lr": ["--schedule", "MultiStepLR", "--schedule-args", "milestones=[1, 2]", "gamma=0.5"],
@@ -49,10 +64,27 @@ SCHEDULE_ARGS = {
     "one_cycle_momentum": ["--optimizer", "sgd", "--momentum-schedule", "one_cycle_momentum"],
     "per_epoch": ["--schedule", json.dumps({"name": "per_epoch", "schedule": {"name": "step_lr", "step_size": 1}})],
     "polynomial_lr": ["--schedule", "PolynomialLR", "--schedule-args", "total_iters=3", "power=2.0"],
-    "reduce_lr_on_plateau": ["--schedule", "ReduceLROnPlateau", "--schedule-args", "patience=1",
-                             "--plateau-metric", "test_accuracy"],
-    "sequential_lr": ["--schedule", json.dumps({"name": "sequential_lr", "milestones": [1], "schedules": [
-        {"name": "linear_lr", "start_factor": 0.5, "total_iters": 1}, {"name": "step_lr", "step_size": 1}]})],
+    "reduce_lr_on_plateau": [
+        "--schedule",
+        "ReduceLROnPlateau",
+        "--schedule-args",
+        "patience=1",
+        "--plateau-metric",
+        "test_accuracy",
+    ],
+    "sequential_lr": [
+        "--schedule",
+        json.dumps(
+            {
+                "name": "sequential_lr",
+                "milestones": [1],
+                "schedules": [
+                    {"name": "linear_lr", "start_factor": 0.5, "total_iters": 1},
+                    {"name": "step_lr", "step_size": 1},
+                ],
+            }
+        ),
+    ],
     "step_lr": ["--schedule", "StepLR", "--schedule-args", "step_size=1", "gamma=0.5"],
 }
 
@@ -69,9 +101,11 @@ def run_main(capsys, *argv):
 
 def _function_config(tmp_path, name):
     path = tmp_path / f"{name}.py"
-    path.write_text("from examples.mnist.configs.default import get_config as _default\n\n"
-                    f"def get_config():\n    return _default().replace(schedule={{'name': {name!r}, "
-                    f"'lr_lambda': {FUNCTION_CONFIGS[name]}}})\n")
+    path.write_text(
+        "from examples.mnist.configs.default import get_config as _default\n\n"
+        f"def get_config():\n    return _default().replace(schedule={{'name': {name!r}, "
+        f"'lr_lambda': {FUNCTION_CONFIGS[name]}}})\n"
+    )
     return ["--config", str(path)]
 
 
@@ -100,11 +134,14 @@ def test_every_schedule_name_is_accepted(name, capsys, tmp_path):
     assert len(lines) == 3
 
 
-@pytest.mark.parametrize("args", [
-    ["--schedule", "LambdaLR", "--schedule-args", "lr_lambda=lambda epoch: 0.5"],
-    ["--schedule", json.dumps({"name": "multiplicative_lr", "lr_lambda": "lambda epoch: 0.5"})],
-    ["--schedule", "CyclicLR", "--schedule-args", "base_lr=0.001", "max_lr=0.01", "scale_fn=lambda x: 1.0"],
-])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--schedule", "LambdaLR", "--schedule-args", "lr_lambda=lambda epoch: 0.5"],
+        ["--schedule", json.dumps({"name": "multiplicative_lr", "lr_lambda": "lambda epoch: 0.5"})],
+        ["--schedule", "CyclicLR", "--schedule-args", "base_lr=0.001", "max_lr=0.01", "scale_fn=lambda x: 1.0"],
+    ],
+)
 def test_a_function_from_a_flag_is_refused_with_the_way_to_give_one(args, capsys):
     code, out, err = run_main(capsys, *SMALL, "--dry-run", *args)
     assert code == 2 and out == ""
@@ -140,8 +177,9 @@ def test_bad_schedule_name_lists_the_valid_ones(capsys):
 
 
 def test_bad_schedule_keyword_lists_the_valid_ones(capsys):
-    code, _, err = run_main(capsys, *SMALL, "--dry-run", "--schedule", "StepLR", "--schedule-args", "step_size=2",
-                            "gama=0.1")
+    code, _, err = run_main(
+        capsys, *SMALL, "--dry-run", "--schedule", "StepLR", "--schedule-args", "step_size=2", "gama=0.1"
+    )
     assert code == 2
     assert "unknown keyword 'gama' for step_lr" in err and "Valid keywords: base_lr, step_size, gamma" in err
 
@@ -166,17 +204,29 @@ def test_bad_optimizer_and_arguments(capsys):
     assert code == 2 and "unknown optimizer 'adamm'" in err and "adamw" in err and "sgd" in err
     code, _, err = run_main(capsys, *SMALL, "--dry-run", "--optimizer", "sgd", "--optimizer-args", "momentun=0.9")
     assert code == 2 and "'momentun'" in err and "momentum" in err
-    code, _, err = run_main(capsys, *SMALL, "--dry-run", "--optimizer", "adagrad", "--schedule", "OneCycleLR",
-                            "--schedule-args", "max_lr=0.1")
+    code, _, err = run_main(
+        capsys,
+        *SMALL,
+        "--dry-run",
+        "--optimizer",
+        "adagrad",
+        "--schedule",
+        "OneCycleLR",
+        "--schedule-args",
+        "max_lr=0.1",
+    )
     assert code == 2 and "b1" in err and "cycle_momentum=False" in err
 
 
-@pytest.mark.parametrize("flag, value, message", [
-    ("--epochs", "0", "epochs must be a positive integer"),
-    ("--batch-size", "-1", "batch_size must be a positive integer"),
-    ("--schedule-unit", "batch", "invalid choice"),
-    ("--schedule-args", "step_size", "KEY=VALUE"),
-])
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--epochs", "0", "epochs must be a positive integer"),
+        ("--batch-size", "-1", "batch_size must be a positive integer"),
+        ("--schedule-unit", "batch", "invalid choice"),
+        ("--schedule-args", "step_size", "KEY=VALUE"),
+    ],
+)
 def test_bad_values_are_rejected_before_training(capsys, flag, value, message):
     code, out, err = run_main(capsys, *SMALL, flag, value)
     assert code == 2 and message in err and "Epoch" not in out
@@ -213,9 +263,28 @@ def test_the_main_command_trains_and_writes_its_outputs(tmp_path):
     workdir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": ""}
     proc = subprocess.run(
-        [sys.executable, "-m", "examples.mnist.main", "--train-examples", "512", "--test-examples", "200",
-         "--epochs", "2", "--workdir", str(workdir), "--plot", "--compilation-cache", str(tmp_path / "cache")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+        [
+            sys.executable,
+            "-m",
+            "examples.mnist.main",
+            "--train-examples",
+            "512",
+            "--test-examples",
+            "200",
+            "--epochs",
+            "2",
+            "--workdir",
+            str(workdir),
+            "--plot",
+            "--compilation-cache",
+            str(tmp_path / "cache"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     seed_lines = [line for line in lines if line.startswith(("Epoch", "Test"))]
@@ -233,16 +302,24 @@ def test_the_main_command_trains_and_writes_its_outputs(tmp_path):
 
 def test_main_runs_as_a_script_from_anywhere(tmp_path):
     """``python examples/mnist/main.py`` (no ``-m``), from another directory."""
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "examples", "mnist", "main.py"), *SMALL, "--dry-run"],
-                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": ""}, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", "mnist", "main.py"), *SMALL, "--dry-run"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Epoch 3: lr" in proc.stdout
 
 
 def test_help_needs_no_jax():
-    proc = subprocess.run([sys.executable, "-c", "import sys; from examples.mnist import main; "
-                           "sys.argv = ['x', '--help']; main.main()"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [sys.executable, "-c", "import sys; from examples.mnist import main; sys.argv = ['x', '--help']; main.main()"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0 and "--schedule" in proc.stdout
-

@@ -30,9 +30,17 @@ from examples.mnist.configs.default import get_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # SGD (strict dtype promotion holds), 200 digits in batches of 64: 4 updates per epoch.
-SMALL = dict(train_examples=200, test_examples=100, progress=False, plot=False, optimizer="sgd",
-             optimizer_args={"momentum": 0.9}, learning_rate=0.05, epochs=3,
-             schedule={"name": "exponential_lr", "gamma": 0.5})
+SMALL = dict(
+    train_examples=200,
+    test_examples=100,
+    progress=False,
+    plot=False,
+    optimizer="sgd",
+    optimizer_args={"momentum": 0.9},
+    learning_rate=0.05,
+    epochs=3,
+    schedule={"name": "exponential_lr", "gamma": 0.5},
+)
 
 
 def small(**changes):
@@ -63,8 +71,9 @@ def _host(tree):
 
 
 def test_poisoned_batch_stops_with_a_checkpoint_of_the_last_good_state(tmp_path, poison):
-    clean = train.train_and_evaluate(small(epochs=2, checkpoint_every_steps=5), str(tmp_path / "clean"),
-                                     log=lambda s: None)
+    clean = train.train_and_evaluate(
+        small(epochs=2, checkpoint_every_steps=5), str(tmp_path / "clean"), log=lambda s: None
+    )
     poison([2], 1)  # update 6 of the run (epoch 2, batch 2) is NaN
     logs = []
     with pytest.raises(train.NonFiniteError) as e:
@@ -148,8 +157,23 @@ def test_continue_applies_nonfinite_updates(poison):
 def test_huge_learning_rate_stops_the_command_with_exit_status_3(tmp_path, capsys):
     workdir = tmp_path / "run"
     try:
-        code = main.main(["--train-examples", "200", "--test-examples", "100", "--optimizer", "sgd", "--lr", "1e38",
-                          "--no-progress", "--no-plot", "--workdir", str(workdir), "--no-compilation-cache"])
+        code = main.main(
+            [
+                "--train-examples",
+                "200",
+                "--test-examples",
+                "100",
+                "--optimizer",
+                "sgd",
+                "--lr",
+                "1e38",
+                "--no-progress",
+                "--no-plot",
+                "--workdir",
+                str(workdir),
+                "--no-compilation-cache",
+            ]
+        )
     except SystemExit as e:
         code = e.code
     out, err = capsys.readouterr()
@@ -171,7 +195,8 @@ from jax import monitoring
 
 compiles = []
 monitoring.register_event_duration_secs_listener(
-    lambda event, duration, **kw: compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None)
+    lambda event, duration, **kw: (
+        compiles.append(event) if event == "/jax/core/compile/backend_compile_duration" else None))
 from examples.mnist import main
 
 results = []
@@ -211,8 +236,10 @@ BAD = [
     (["--warmup", "1", "--warmup-start-factor", "nan"], "warmup_start_factor must be greater than 0 and at most 1"),
     (["--seed", "4294967296"], "seed must be an integer from 0 to 4294967295"),
     (["--optimizer-args", "b1=abc"], "b1 of optax.adam must be a number, got 'abc'"),
-    (["--optimizer", "sgd", "--optimizer-args", "momentum=0.9", "nesterov=maybe"],
-     "nesterov of optax.sgd must be true or false, got 'maybe'"),
+    (
+        ["--optimizer", "sgd", "--optimizer-args", "momentum=0.9", "nesterov=maybe"],
+        "nesterov of optax.sgd must be true or false, got 'maybe'",
+    ),
     (["--optimizer", "sgd", "--optimizer-args", "nesterov=True"], "nesterov of optax.sgd must be true or false"),
     (["--schedule-args", "step_size=2147483648"], "step_size=2147483648 in schedule step_lr is too large"),
     (["--schedule", "ExponentialLR", "--schedule-args", "gamma=1e39"], "gamma=1e+39 in schedule exponential_lr"),
@@ -225,8 +252,14 @@ def _run_without_compiling(cases):
     """Runs ``main.main(argv)`` for each ``(argv, message)`` in a fresh process with a listener on JAX's
     compilations; asserts exit status 2, the message, no traceback and nothing compiled."""
     env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
-    proc = subprocess.run([sys.executable, "-c", _NO_COMPILE, json.dumps([argv for argv, _ in cases])], cwd=ROOT,
-                          env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-c", _NO_COMPILE, json.dumps([argv for argv, _ in cases])],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     report = json.loads(proc.stdout.splitlines()[-1])
     for (argv, message), (code, out, err, compiles) in zip(cases, report["results"]):
@@ -234,7 +267,9 @@ def _run_without_compiling(cases):
         assert message in err, (argv, err)
         assert "Traceback" not in err and "Epoch" not in out, (argv, out, err)
         lines = err.strip().splitlines()  # one clear line (after argparse's usage, for argparse's own errors)
-        assert lines[-1].startswith("python -m examples.mnist.main: error: ") and sum("error" in x for x in lines) == 1, err
+        assert (
+            lines[-1].startswith("python -m examples.mnist.main: error: ") and sum("error" in x for x in lines) == 1
+        ), err
         assert compiles == 0, f"{argv}: something was compiled before the error"
     assert report["compiles_at_end"] >= 1
 
@@ -260,15 +295,19 @@ def test_configs_and_flags_never_run_code(tmp_path):
     payloads = [
         f"lambda epoch: jax.__builtins__['__import__']('os').system('touch {marker}') * 0 + 1.0",
         "lambda epoch: [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'catch_warnings'][0]()"
-        f"._module.__builtins__['{touch.split('(')[0]}']" + touch[len("__import__"):],
+        f"._module.__builtins__['{touch.split('(')[0]}']" + touch[len("__import__") :],
     ]
     cases = []
     for i, payload in enumerate(payloads):
         config = tmp_path / f"config{i}.json"
         config.write_text(json.dumps({"schedule": {"name": "LambdaLR", "lr_lambda": payload}}))
-        cases += [(["--config", str(config), "--dry-run"], "lr_lambda of lambda_lr must be a Python function"),
-                  (["--config", str(config), "--workdir", str(tmp_path / "w")], "--config FILE.py"),
-                  (["--schedule", "LambdaLR", "--schedule-args", f"lr_lambda={payload}", "--dry-run"],
-                   "A JSON file or a flag holds data, never code")]
+        cases += [
+            (["--config", str(config), "--dry-run"], "lr_lambda of lambda_lr must be a Python function"),
+            (["--config", str(config), "--workdir", str(tmp_path / "w")], "--config FILE.py"),
+            (
+                ["--schedule", "LambdaLR", "--schedule-args", f"lr_lambda={payload}", "--dry-run"],
+                "A JSON file or a flag holds data, never code",
+            ),
+        ]
     _run_without_compiling(cases)
     assert not marker.exists(), "a config value ran as code"

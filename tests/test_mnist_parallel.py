@@ -86,20 +86,51 @@ with open(out_path, "w") as f:
 
 
 # The same run as _SCRIPT's, from the command line.
-ARGS = ["--train-examples", "1024", "--test-examples", "200", "--batch-size", "64", "--epochs", "4", "--lr", "0.01",
-        "--schedule", "ReduceLROnPlateau", "--schedule-args", "patience=0", "factor=0.5", "threshold=0.5",
-        "--warmup", "1", "--checkpoint-every-steps", "8", "--no-progress", "--no-plot"]
+ARGS = [
+    "--train-examples",
+    "1024",
+    "--test-examples",
+    "200",
+    "--batch-size",
+    "64",
+    "--epochs",
+    "4",
+    "--lr",
+    "0.01",
+    "--schedule",
+    "ReduceLROnPlateau",
+    "--schedule-args",
+    "patience=0",
+    "factor=0.5",
+    "threshold=0.5",
+    "--warmup",
+    "1",
+    "--checkpoint-every-steps",
+    "8",
+    "--no-progress",
+    "--no-plot",
+]
 
 
 def _env(devices: int) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": ROOT, "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
-            "JAX_PLATFORMS": "cpu"}
+    return {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
+        "JAX_PLATFORMS": "cpu",
+    }
 
 
 def _start(devices: int, tmp_path):
     out = tmp_path / f"devices{devices}.json"
-    proc = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(tmp_path / f"run{devices}"), str(out)], cwd=ROOT,
-                            env=_env(devices), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SCRIPT, str(tmp_path / f"run{devices}"), str(out)],
+        cwd=ROOT,
+        env=_env(devices),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     return proc, out
 
 
@@ -112,10 +143,31 @@ def _free_port() -> int:
 def _start_two_processes(workdir):
     """The command on 2 processes of 4 CPU devices each, through jax.distributed (gloo collectives)."""
     port = _free_port()
-    return [subprocess.Popen([sys.executable, "-m", "examples.mnist.main", *ARGS, "--workdir", str(workdir),
-                              "--distributed", "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
-                              "--process-id", str(i)], cwd=ROOT, env=_env(4), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for i in range(2)]
+    return [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "examples.mnist.main",
+                *ARGS,
+                "--workdir",
+                str(workdir),
+                "--distributed",
+                "--coordinator-address",
+                f"127.0.0.1:{port}",
+                "--num-processes",
+                "2",
+                "--process-id",
+                str(i),
+            ],
+            cwd=ROOT,
+            env=_env(4),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
 
 
 def test_one_and_eight_devices_give_the_same_run(tmp_path):
@@ -153,10 +205,13 @@ def test_one_and_eight_devices_give_the_same_run(tmp_path):
     epoch_diff = max(abs(a["train_loss"] - b["train_loss"]) for a, b in zip(one["history"], eight["history"]))
     test_diff = max(abs(a["test_loss"] - b["test_loss"]) for a, b in zip(one["history"], eight["history"]))
     param_diff = max(np.max(np.abs(np.array(eight["params"][k]) - np.array(one["params"][k]))) for k in one["params"])
-    print(f"\n  1 vs 8 devices: {len(one['lr'])} lrs, max difference {np.max(np.abs(np.subtract(one['lr'], eight['lr'])))}; "
-          f"loss per update max {loss_diff:.2e}, per epoch {epoch_diff:.2e}, test loss {test_diff:.2e}; "
-          f"final parameters max {param_diff:.2e}; accuracies {[r['test_accuracy'] for r in one['history']]} "
-          f"vs {[r['test_accuracy'] for r in eight['history']]}")
+    print(
+        f"\n  1 vs 8 devices: {len(one['lr'])} lrs, max difference "
+        f"{np.max(np.abs(np.subtract(one['lr'], eight['lr'])))}; "
+        f"loss per update max {loss_diff:.2e}, per epoch {epoch_diff:.2e}, test loss {test_diff:.2e}; "
+        f"final parameters max {param_diff:.2e}; accuracies {[r['test_accuracy'] for r in one['history']]} "
+        f"vs {[r['test_accuracy'] for r in eight['history']]}"
+    )
     assert loss_diff <= LOSS_ATOL and epoch_diff <= LOSS_ATOL and test_diff <= LOSS_ATOL
     assert param_diff <= PARAM_ATOL
     # The Python loop over a jitted step shards the same way.
@@ -184,10 +239,18 @@ def test_one_and_eight_devices_give_the_same_run(tmp_path):
         state = ckpts.restore(step, abstract)  # written by 2 processes, read (and checksummed) by one
     finally:
         ckpts.close()
-    two_param_diff = max(np.max(np.abs(np.asarray(x).ravel() - np.array(eight["params"][jax.tree_util.keystr(
-        p, simple=True, separator="/")]))) for p, x in jax.tree_util.tree_flatten_with_path(state.params)[0])
-    print(f"  2 processes x 4 devices vs 1 process x 8: lrs equal, loss per update max {two_loss_diff:.2e}, "
-          f"final parameters max {two_param_diff:.2e}")
+    two_param_diff = max(
+        np.max(
+            np.abs(
+                np.asarray(x).ravel() - np.array(eight["params"][jax.tree_util.keystr(p, simple=True, separator="/")])
+            )
+        )
+        for p, x in jax.tree_util.tree_flatten_with_path(state.params)[0]
+    )
+    print(
+        f"  2 processes x 4 devices vs 1 process x 8: lrs equal, loss per update max {two_loss_diff:.2e}, "
+        f"final parameters max {two_param_diff:.2e}"
+    )
     assert step == 64 and two_loss_diff <= LOSS_ATOL and two_param_diff <= PARAM_ATOL
 
 
@@ -244,9 +307,18 @@ def test_whole_training_loop_makes_only_explicit_transfers(tmp_path, loop):
     """train_and_evaluate (epochs, evaluation, plateau, checkpoints every 3 updates, the end
     checkpoint) and a resumed run, under jax.transfer_guard("disallow"). Only the one-time setup
     (initial parameters, schedule constants) runs under "allow", inside train_and_evaluate."""
-    config = get_config().replace(train_examples=200, test_examples=100, progress=True, plot=False, optimizer="sgd",
-                                  learning_rate=0.05, schedule={"name": "ReduceLROnPlateau", "patience": 0},
-                                  epochs=2, checkpoint_every_steps=3, loop=loop)
+    config = get_config().replace(
+        train_examples=200,
+        test_examples=100,
+        progress=True,
+        plot=False,
+        optimizer="sgd",
+        learning_rate=0.05,
+        schedule={"name": "ReduceLROnPlateau", "patience": 0},
+        epochs=2,
+        checkpoint_every_steps=3,
+        loop=loop,
+    )
     with _ImplicitDeviceToHost(), jax.transfer_guard("disallow"):
         first = train.train_and_evaluate(config, str(tmp_path), log=lambda s: None)
         # Resume mid-epoch: drop the final checkpoint; the latest is then update 6 (epoch 2, batch 2 of 4).

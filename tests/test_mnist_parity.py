@@ -46,10 +46,19 @@ def _run_both(config, torch_optimizer, torch_optimizer_kwargs, torch_scheduler, 
     _, params = train.create_model(config)  # the same initial weights the trainer started from
     orders = [input_pipeline.epoch_order(config.seed, e, len(train_ds)) for e in range(1, config.epochs + 1)]
     history, steps = train_torch(
-        np.asarray(params["fc"]["kernel"][...]), np.asarray(params["fc"]["bias"][...]),
-        (train_ds.images, train_ds.labels), (test_ds.images, test_ds.labels), orders,
-        batch_size=config.batch_size, optimizer=torch_optimizer, optimizer_kwargs=torch_optimizer_kwargs,
-        scheduler=torch_scheduler, scheduler_kwargs=torch_scheduler_kwargs, step_per=step_per, log=lambda s: None)
+        np.asarray(params["fc"]["kernel"][...]),
+        np.asarray(params["fc"]["bias"][...]),
+        (train_ds.images, train_ds.labels),
+        (test_ds.images, test_ds.labels),
+        orders,
+        batch_size=config.batch_size,
+        optimizer=torch_optimizer,
+        optimizer_kwargs=torch_optimizer_kwargs,
+        scheduler=torch_scheduler,
+        scheduler_kwargs=torch_scheduler_kwargs,
+        step_per=step_per,
+        log=lambda s: None,
+    )
     return result, history, steps
 
 
@@ -75,9 +84,11 @@ def _compare(result, history, steps, momentum: bool):
     loss_torch = np.array([h["train_loss"] for h in history])
     epoch_err = np.max(np.abs(loss_jax - loss_torch))
     step_err = np.max(np.abs(np.asarray(result.steps["loss"], np.float64) - np.asarray(steps["loss"])))
-    print(f"\n  lr: {jax_lr.size} updates, max relative difference {lr_err:.2e}; "
-          f"train loss per epoch {np.round(loss_jax, 6).tolist()} (flax) vs {np.round(loss_torch, 6).tolist()} (torch), "
-          f"max difference {epoch_err:.2e}; per update max {step_err:.2e}")
+    print(
+        f"\n  lr: {jax_lr.size} updates, max relative difference {lr_err:.2e}; "
+        f"train loss per epoch {np.round(loss_jax, 6).tolist()} (flax) vs {np.round(loss_torch, 6).tolist()} (torch), "
+        f"max difference {epoch_err:.2e}; per update max {step_err:.2e}"
+    )
     assert epoch_err <= LOSS_ATOL, f"per-epoch train loss differs by {epoch_err:.3g}"
     assert step_err <= STEP_LOSS_ATOL, f"a per-update loss differs by {step_err:.3g}"
     acc_jax = np.array([r["test_accuracy"] for r in result.history])
@@ -90,13 +101,15 @@ def _compare(result, history, steps, momentum: bool):
 @requires_torch
 def test_adam_step_lr_per_epoch_matches_torch():
     """The seed: Adam(lr=1e-3) + StepLR(step_size=2, gamma=0.1), scheduler.step() after each epoch."""
-    config = get_config().replace(train_examples=TRAIN_EXAMPLES, test_examples=TEST_EXAMPLES, epochs=4,
-                                  progress=False, plot=False)
+    config = get_config().replace(
+        train_examples=TRAIN_EXAMPLES, test_examples=TEST_EXAMPLES, epochs=4, progress=False, plot=False
+    )
     # optax.adam's bias correction computes ``b1 ** count`` (a float and an int32), which the strict
     # promotion of tests/conftest.py rejects; the trainer's own code is checked strict by the SGD case.
     with jax.numpy_dtype_promotion("standard"):
-        result, history, steps = _run_both(config, "Adam", {"lr": 1e-3}, "StepLR", {"step_size": 2, "gamma": 0.1},
-                                           "epoch")
+        result, history, steps = _run_both(
+            config, "Adam", {"lr": 1e-3}, "StepLR", {"step_size": 2, "gamma": 0.1}, "epoch"
+        )
     assert [h["lr"] for h in history] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
     _compare(result, history, steps, momentum=False)
 
@@ -106,12 +119,24 @@ def test_sgd_momentum_one_cycle_per_step_matches_torch():
     """SGD(momentum=0.9) + OneCycleLR stepped after every batch, cycling the momentum (0.95 -> 0.85 -> 0.95)."""
     epochs, steps_per_epoch = 3, input_pipeline.steps_per_epoch(TRAIN_EXAMPLES, 64)
     config = get_config().replace(
-        train_examples=TRAIN_EXAMPLES, test_examples=TEST_EXAMPLES, epochs=epochs, progress=False, plot=False,
-        optimizer="sgd", optimizer_args={"momentum": 0.9}, learning_rate=0.01,
-        schedule={"name": "OneCycleLR", "max_lr": 0.1})
+        train_examples=TRAIN_EXAMPLES,
+        test_examples=TEST_EXAMPLES,
+        epochs=epochs,
+        progress=False,
+        plot=False,
+        optimizer="sgd",
+        optimizer_args={"momentum": 0.9},
+        learning_rate=0.01,
+        schedule={"name": "OneCycleLR", "max_lr": 0.1},
+    )
     result, history, steps = _run_both(
-        config, "SGD", {"lr": 0.01, "momentum": 0.9}, "OneCycleLR",
-        {"max_lr": 0.1, "epochs": epochs, "steps_per_epoch": steps_per_epoch}, "batch")
+        config,
+        "SGD",
+        {"lr": 0.01, "momentum": 0.9},
+        "OneCycleLR",
+        {"max_lr": 0.1, "epochs": epochs, "steps_per_epoch": steps_per_epoch},
+        "batch",
+    )
     assert result.plan.unit == "step" and result.plan.momentum_name == "momentum"
     assert min(steps["momentum"]) == pytest.approx(0.85, abs=1e-3) and steps["momentum"][0] == pytest.approx(0.95)
     _compare(result, history, steps, momentum=True)

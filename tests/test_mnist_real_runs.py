@@ -7,7 +7,6 @@ The disk tests mount a small tmpfs (root only; skipped elsewhere, with the reaso
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import subprocess
@@ -28,8 +27,23 @@ from examples.mnist.configs.default import get_config
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROG = "python -m examples.mnist.main: "
 # 256 digits in batches of 32: 8 updates per epoch. SGD: strict dtype promotion holds.
-SMALL = ["--train-examples", "256", "--test-examples", "64", "--batch-size", "32", "--optimizer", "sgd",
-         "--lr", "0.05", "--schedule", "ExponentialLR", "--schedule-args", "gamma=0.5", "--no-progress"]
+SMALL = [
+    "--train-examples",
+    "256",
+    "--test-examples",
+    "64",
+    "--batch-size",
+    "32",
+    "--optimizer",
+    "sgd",
+    "--lr",
+    "0.05",
+    "--schedule",
+    "ExponentialLR",
+    "--schedule-args",
+    "gamma=0.5",
+    "--no-progress",
+]
 
 
 def run_main(capsys, *argv):
@@ -76,10 +90,22 @@ sys.exit(main.main(sys.argv[1:]))
 def test_a_second_run_on_a_busy_workdir_is_refused_and_the_first_goes_on(tmp_path, capsys):
     workdir, go, marker = tmp_path / "run", tmp_path / "go", tmp_path / "held"
     args = [*SMALL, "--epochs", "3", "--checkpoint-every-steps", "4", "--no-tensorboard", "--workdir", str(workdir)]
-    env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu", "STOP_AT": "12", "GO": str(go),
-           "MARKER": str(marker)}
-    first = subprocess.Popen([sys.executable, "-c", HOLD, *args, "--no-compilation-cache"], cwd=ROOT, env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": ROOT,
+        "JAX_PLATFORMS": "cpu",
+        "STOP_AT": "12",
+        "GO": str(go),
+        "MARKER": str(marker),
+    }
+    first = subprocess.Popen(
+        [sys.executable, "-c", HOLD, *args, "--no-compilation-cache"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 240
         while not marker.exists():
@@ -120,8 +146,9 @@ def small_disk(tmp_path):
     """A 640 KiB tmpfs (root only); yields ``(directory, remount)``, ``remount("ro" | "rw" | "size=4m")``."""
     directory = tmp_path / "disk"
     directory.mkdir()
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(directory)], capture_output=True,
-                          text=True)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=640k", "tmpfs", str(directory)], capture_output=True, text=True
+    )
     if proc.returncode:
         pytest.skip(f"cannot mount a small tmpfs here (needs root): {proc.stderr.strip()}")
 
@@ -224,8 +251,18 @@ def test_a_truncated_checkpoint_gives_one_line_from_the_command(tmp_path):
     """The command, resumed from a checkpoint with a truncated data file: the error, and nothing after it."""
     workdir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu"}
-    args = [sys.executable, "-m", "examples.mnist.main", *SMALL, "--epochs", "2", "--workdir", str(workdir),
-            "--compilation-cache", str(tmp_path / "cache")]
+    args = [
+        sys.executable,
+        "-m",
+        "examples.mnist.main",
+        *SMALL,
+        "--epochs",
+        "2",
+        "--workdir",
+        str(workdir),
+        "--compilation-cache",
+        str(tmp_path / "cache"),
+    ]
     proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stderr[-2000:]
     state = workdir / "checkpoints" / "16" / "state"
@@ -251,8 +288,14 @@ def test_tensorboard_events_hold_the_logged_values(tmp_path, capsys):
     assert f"TensorBoard events in {workdir / 'tensorboard'}" in out
     events = EventAccumulator(str(workdir / "tensorboard"))
     events.Reload()
-    assert {"update/lr", "update/loss", "epoch/train_loss", "epoch/test_loss", "epoch/test_accuracy",
-            "epoch/lr"} <= set(events.Tags()["scalars"])
+    assert {
+        "update/lr",
+        "update/loss",
+        "epoch/train_loss",
+        "epoch/test_loss",
+        "epoch/test_accuracy",
+        "epoch/lr",
+    } <= set(events.Tags()["scalars"])
     lines = (workdir / "steps.csv").read_text().splitlines()[1:]
     lr = [e.value for e in events.Scalars("update/lr")]
     loss = [e.value for e in events.Scalars("update/loss")]
@@ -267,8 +310,9 @@ def test_tensorboard_events_hold_the_logged_values(tmp_path, capsys):
 
 def test_find_lr_sweeps_the_run_s_model_optimizer_and_batches(tmp_path, capsys):
     workdir = tmp_path / "run"
-    code, out, err = run_main(capsys, *SMALL, "--find-lr", "--find-lr-steps", "30", "--find-lr-range", "1e-4", "10",
-                              "--workdir", str(workdir))
+    code, out, err = run_main(
+        capsys, *SMALL, "--find-lr", "--find-lr-steps", "30", "--find-lr-range", "1e-4", "10", "--workdir", str(workdir)
+    )
     assert code == 0, err
     assert "LR range test: linear, optax.sgd, 30 updates of batch 32, lr 0.0001 -> 10" in out
     suggested = re.search(r"Suggested lr: (\S+);", out).group(1)
@@ -281,12 +325,15 @@ def test_find_lr_sweeps_the_run_s_model_optimizer_and_batches(tmp_path, capsys):
     train_ds, _ = input_pipeline.load("embedded", None, 256, 64)
     batches = find_lr.sweep_batches(config, train_ds, 30)
     assert batches["label"].shape == (30, 32)  # epochs 1 to 4 of 8 batches, in the run's order
-    np.testing.assert_array_equal(batches["label"][8:16], input_pipeline.batch(
-        train_ds, input_pipeline.epoch_order(config.seed, 2, 256), 32)["label"])
+    np.testing.assert_array_equal(
+        batches["label"][8:16],
+        input_pipeline.batch(train_ds, input_pipeline.epoch_order(config.seed, 2, 256), 32)["label"],
+    )
     import optax
 
-    result = lrjax.find_lr(train.make_loss_fn(graphdef), params, batches, optimizer=optax.sgd, start_lr=1e-4,
-                           end_lr=10.0, has_aux=True)
+    result = lrjax.find_lr(
+        train.make_loss_fn(graphdef), params, batches, optimizer=optax.sgd, start_lr=1e-4, end_lr=10.0, has_aux=True
+    )
     assert suggested == (f"{result.suggested_lr:.3g}" if result.suggested_lr is not None else "none")
 
 
@@ -295,8 +342,16 @@ def test_the_plateau_demo_config_reduces_the_lr(tmp_path, capsys):
 
     path = os.path.join(ROOT, "examples", "mnist", "configs", "plateau.json")
     with jax.numpy_dtype_promotion("standard"):  # optax.adam
-        code, out, err = run_main(capsys, "--config", path, "--no-progress", "--no-checkpoint", "--no-tensorboard",
-                                  "--workdir", str(tmp_path / "run"))
+        code, out, err = run_main(
+            capsys,
+            "--config",
+            path,
+            "--no-progress",
+            "--no-checkpoint",
+            "--no-tensorboard",
+            "--workdir",
+            str(tmp_path / "run"),
+        )
     assert code == 0, err
     lrs = [float(x) for x in re.findall(r"^Epoch \d+, Loss: \S+, LR: (\S+)$", out, re.M)]
     assert len(lrs) == 10 and lrs[0] == pytest.approx(0.002) and lrs[1] == pytest.approx(0.02)  # warm-up, base lr
@@ -305,9 +360,19 @@ def test_the_plateau_demo_config_reduces_the_lr(tmp_path, capsys):
     assert lrs[-1] <= 0.01
 
 
-@pytest.mark.parametrize("lr, text", [(1e-3, "0.001000"), (1e-5, "0.000010"), (0.0, "0.000000"), (0.05, "0.050000"),
-                                      (2e-7, "2.000e-07"), (1.234e-5, "1.234e-05"), (0.00123456, "0.001235"),
-                                      (12.5, "12.500000")])
+@pytest.mark.parametrize(
+    "lr, text",
+    [
+        (1e-3, "0.001000"),
+        (1e-5, "0.000010"),
+        (0.0, "0.000000"),
+        (0.05, "0.050000"),
+        (2e-7, "2.000e-07"),
+        (1.234e-5, "1.234e-05"),
+        (0.00123456, "0.001235"),
+        (12.5, "12.500000"),
+    ],
+)
 def test_the_lr_is_printed_readably_at_any_magnitude(lr, text):
     assert metrics.format_lr(lr) == text
 
@@ -320,6 +385,11 @@ def test_a_tiny_lr_is_printed_in_the_epoch_line(tmp_path, capsys):
 
 def test_the_default_config_is_the_seed():
     config = get_config()
-    assert (config.model, config.optimizer, config.learning_rate, config.batch_size, config.epochs) == \
-        ("linear", "adam", 1e-3, 64, 5)
+    assert (config.model, config.optimizer, config.learning_rate, config.batch_size, config.epochs) == (
+        "linear",
+        "adam",
+        1e-3,
+        64,
+        5,
+    )
     assert config.schedule == {"name": "step_lr", "step_size": 2, "gamma": 0.1}

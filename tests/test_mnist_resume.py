@@ -42,9 +42,30 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # lr depends on the metrics the resumed run restores. Checkpoints every epoch and every 8 updates
 # (8, 16, 24, ...: every other one mid-epoch). (Checkpoints that do not divide the epoch, and the
 # Python loop, are resumed in tests/test_mnist_parallel.py's transfer-guard test.)
-ARGS = ["--train-examples", "512", "--test-examples", "200", "--batch-size", "32", "--epochs", "4", "--lr", "0.01",
-        "--schedule", "ReduceLROnPlateau", "--schedule-args", "patience=0", "factor=0.5", "threshold=0.5",
-        "--warmup", "1", "--checkpoint-every-steps", "8", "--no-progress", "--no-plot"]
+ARGS = [
+    "--train-examples",
+    "512",
+    "--test-examples",
+    "200",
+    "--batch-size",
+    "32",
+    "--epochs",
+    "4",
+    "--lr",
+    "0.01",
+    "--schedule",
+    "ReduceLROnPlateau",
+    "--schedule-args",
+    "patience=0",
+    "factor=0.5",
+    "threshold=0.5",
+    "--warmup",
+    "1",
+    "--checkpoint-every-steps",
+    "8",
+    "--no-progress",
+    "--no-plot",
+]
 TOTAL = 64
 
 # The trainer, with hooks to interrupt it at a given point: the progress bar (off here) is told
@@ -95,8 +116,14 @@ def _no_leftover_processes():
 
 def _start(workdir, *extra, **env):
     env = {**os.environ, "PYTHONPATH": ROOT, "JAX_PLATFORMS": "cpu", **{k: str(v) for k, v in env.items()}}
-    proc = subprocess.Popen([sys.executable, "-c", DRIVER, *ARGS, "--workdir", str(workdir), *extra], cwd=ROOT,
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *ARGS, "--workdir", str(workdir), *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     _STARTED.append(proc)
     return proc
 
@@ -202,8 +229,10 @@ def test_interrupted_runs_resume_to_the_same_bits(tmp_path, monkeypatch):
         starts[name] = int(out.split("Resumed from ")[1].split(":")[0].rsplit(os.sep, 1)[1])
     for name, workdir in (("kill", kill), ("crash", crash), ("term", term), ("short", short)):
         arrays = _same_as_reference(workdir, ref)
-        report.append(f"{name}: checkpoints on disk when stopped {stopped_at[name]}, resumed from update "
-                      f"{starts[name]}; {TOTAL} lrs and losses equal, final state bitwise equal ({arrays} arrays)")
+        report.append(
+            f"{name}: checkpoints on disk when stopped {stopped_at[name]}, resumed from update "
+            f"{starts[name]}; {TOTAL} lrs and losses equal, final state bitwise equal ({arrays} arrays)"
+        )
     assert killed_in_memory == 40 and starts["term"] == 40 and starts["short"] == 32
     assert starts["crash"] == 32 and starts["kill"] in (24, 32)  # 24 if the save of 32 was still being written
     print("\n  " + "\n  ".join(report))
@@ -213,9 +242,18 @@ def test_interrupted_runs_resume_to_the_same_bits(tmp_path, monkeypatch):
 # Damaged and foreign checkpoints (in-process, SGD: no dtype-promotion fixture needed)
 # ------------------------------------------------------------------------------------------------
 
-SMALL = dict(train_examples=200, test_examples=100, progress=False, plot=False, optimizer="sgd",
-             optimizer_args={"momentum": 0.9}, learning_rate=0.05, epochs=2, checkpoint_every_steps=2,
-             schedule={"name": "ReduceLROnPlateau", "patience": 0, "factor": 0.5})
+SMALL = dict(
+    train_examples=200,
+    test_examples=100,
+    progress=False,
+    plot=False,
+    optimizer="sgd",
+    optimizer_args={"momentum": 0.9},
+    learning_rate=0.05,
+    epochs=2,
+    checkpoint_every_steps=2,
+    schedule={"name": "ReduceLROnPlateau", "patience": 0, "factor": 0.5},
+)
 
 
 def small(**changes):
@@ -239,7 +277,9 @@ def _copy(finished_run, tmp_path):
 def _damage(step_dir, how):
     state = step_dir / "state"
     if how in ("flip", "truncate"):
-        data = max((p for p in state.rglob("*") if p.is_file() and p.parent.name == "d"), key=lambda p: p.stat().st_size)
+        data = max(
+            (p for p in state.rglob("*") if p.is_file() and p.parent.name == "d"), key=lambda p: p.stat().st_size
+        )
         raw = bytearray(data.read_bytes())
         if how == "flip":
             raw[len(raw) // 2] ^= 0xFF
@@ -274,7 +314,9 @@ def test_checkpoint_holds_the_whole_run(finished_run):
     assert resume.run_fields(meta["config"]) == resume.run_fields(small())
     assert meta["data"]["seed"] == 0 and meta["data"]["num_examples"] == 200 and len(meta["data"]["order_sha256"]) == 64
     # Per-update metrics of the epoch in progress only (updates 4 and 5 at step 6), not of the whole run.
-    assert len(meta["history"]) == 1 and len(meta["partial"]["loss"]) == 2 and len(meta["partial"]["learning_rate"]) == 2
+    assert (
+        len(meta["history"]) == 1 and len(meta["partial"]["loss"]) == 2 and len(meta["partial"]["learning_rate"]) == 2
+    )
     assert sizes[8] - sizes[6] < 400  # an epoch adds a row, not its updates
     assert meta["versions"]["jax"] == jax.__version__
     # Optimizer state: inject_hyperparams' lr and momentum, optax's count; the plateau state.
@@ -303,7 +345,9 @@ def test_damaged_checkpoint_is_refused_and_the_previous_one_resumes(finished_run
     shutil.rmtree(workdir / "checkpoints" / "8")
     result = train.train_and_evaluate(small(resume=True), str(workdir), log=lambda s: None)
     assert result.resumed_from == 6
-    for a, b in zip(jax.tree.leaves(jax.device_get(result.state)), jax.tree.leaves(jax.device_get(finished_run[1].state))):
+    for a, b in zip(
+        jax.tree.leaves(jax.device_get(result.state)), jax.tree.leaves(jax.device_get(finished_run[1].state))
+    ):
         np.testing.assert_array_equal(a, b)
 
 
@@ -321,12 +365,15 @@ def test_half_written_checkpoint_is_ignored(finished_run, tmp_path):
     assert not partial.exists() and sorted(os.listdir(workdir / "checkpoints")) == ["10", "12", "8"]
 
 
-@pytest.mark.parametrize("change, message", [
-    (dict(model="cnn"), 'model: "linear" in the checkpoint, "cnn" now'),
-    (dict(optimizer="adam", optimizer_args={}), 'optimizer: "sgd" in the checkpoint, "adam" now'),
-    (dict(batch_size=32), "batch_size: 64 in the checkpoint, 32 now"),
-    (dict(seed=1), "seed: 0 in the checkpoint, 1 now"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (dict(model="cnn"), 'model: "linear" in the checkpoint, "cnn" now'),
+        (dict(optimizer="adam", optimizer_args={}), 'optimizer: "sgd" in the checkpoint, "adam" now'),
+        (dict(batch_size=32), "batch_size: 64 in the checkpoint, 32 now"),
+        (dict(seed=1), "seed: 0 in the checkpoint, 1 now"),
+    ],
+)
 def test_checkpoint_of_another_run_is_refused(finished_run, tmp_path, change, message):
     workdir = _copy(finished_run, tmp_path)
     with pytest.raises(checkpointing.CheckpointError) as e:
@@ -339,8 +386,9 @@ def test_incompatible_state_is_never_half_loaded(finished_run, tmp_path):
     """Forcing a resume into another model: the layout check refuses before any array is read."""
     workdir = _copy(finished_run, tmp_path)
     with pytest.raises(checkpointing.CheckpointError) as e:
-        train.train_and_evaluate(small(resume=True, resume_with_changes=True, model="cnn"), str(workdir),
-                                 log=lambda s: None)
+        train.train_and_evaluate(
+            small(resume=True, resume_with_changes=True, model="cnn"), str(workdir), log=lambda s: None
+        )
     assert "holds a different model or optimizer state" in str(e.value)
     assert "missing from the checkpoint: params/conv1" in str(e.value) and "not in this run: params/fc" in str(e.value)
 
@@ -366,13 +414,16 @@ def test_foreign_files_in_the_checkpoint_directory_are_not_deleted(tmp_path):
     assert (tmp_path / "checkpoints" / "notes.txt").read_text() == "mine"
 
 
-@pytest.mark.parametrize("error, status", [
-    (train.RunStopped("stopped by SIGTERM after 40 updates", signal.SIGTERM, 40), 143),
-    (checkpointing.CheckpointWriteError("could not write checkpoint 40", None), 1),
-    (train.RunStopped("stopped by SIGINT after 40 updates", signal.SIGINT, 40), 130),
-    (train.NonFiniteError("non-finite training at update 6", 5, None, None), 3),
-    (checkpointing.CheckpointError("checkpoint x is corrupt or incomplete"), 2),
-])
+@pytest.mark.parametrize(
+    "error, status",
+    [
+        (train.RunStopped("stopped by SIGTERM after 40 updates", signal.SIGTERM, 40), 143),
+        (checkpointing.CheckpointWriteError("could not write checkpoint 40", None), 1),
+        (train.RunStopped("stopped by SIGINT after 40 updates", signal.SIGINT, 40), 130),
+        (train.NonFiniteError("non-finite training at update 6", 5, None, None), 3),
+        (checkpointing.CheckpointError("checkpoint x is corrupt or incomplete"), 2),
+    ],
+)
 def test_exit_status_of_the_command(monkeypatch, capsys, error, status):
     def fail(config, workdir):
         raise error

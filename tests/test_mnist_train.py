@@ -65,8 +65,13 @@ def test_train_and_evaluate_one_tiny_epoch(tmp_path, standard_promotion, capsys)
 
 def test_training_reduces_the_loss_sgd_strict(tmp_path):
     """SGD (strict promotion throughout): three epochs lower the train loss well below chance."""
-    config = tiny(epochs=3, optimizer="sgd", optimizer_args={"momentum": 0.9}, learning_rate=0.05,
-                  schedule={"name": "exponential_lr", "gamma": 0.5})
+    config = tiny(
+        epochs=3,
+        optimizer="sgd",
+        optimizer_args={"momentum": 0.9},
+        learning_rate=0.05,
+        schedule={"name": "exponential_lr", "gamma": 0.5},
+    )
     result = train.train_and_evaluate(config, None, log=lambda s: None)
     losses = [r["train_loss"] for r in result.history]
     assert losses[2] < losses[0] < 2.4
@@ -88,15 +93,20 @@ def test_cnn_one_tiny_epoch(standard_promotion):
 
 
 def test_per_epoch_schedule_holds_within_each_epoch(standard_promotion):
-    result = train.train_and_evaluate(tiny(epochs=3, schedule={"name": "StepLR", "step_size": 1, "gamma": 0.5}),
-                                      None, log=lambda s: None)
+    result = train.train_and_evaluate(
+        tiny(epochs=3, schedule={"name": "StepLR", "step_size": 1, "gamma": 0.5}), None, log=lambda s: None
+    )
     assert result.plan.unit == "epoch"
     np.testing.assert_allclose(result.steps["lr"], np.repeat([1e-3, 5e-4, 2.5e-4], 4), rtol=1e-6)
 
 
 def test_per_step_one_cycle_drives_lr_and_sgd_momentum():
-    config = tiny(epochs=2, optimizer="sgd", optimizer_args={"momentum": 0.9},
-                  schedule={"name": "one_cycle_lr", "max_lr": 0.1, "base_momentum": 0.8})
+    config = tiny(
+        epochs=2,
+        optimizer="sgd",
+        optimizer_args={"momentum": 0.9},
+        schedule={"name": "one_cycle_lr", "max_lr": 0.1, "base_momentum": 0.8},
+    )
     result = train.train_and_evaluate(config, None, log=lambda s: None)
     total = 8
     lr = lrjax.one_cycle_lr(0.1, total_steps=total)
@@ -120,8 +130,9 @@ def test_cyclic_lr_cycles_adam_b1(standard_promotion):
 
 
 def test_cycle_momentum_false_keeps_the_momentum_fixed():
-    plan = schedules.make_plan(tiny(optimizer="sgd", schedule={"name": "OneCycleLR", "max_lr": 0.1,
-                                                               "cycle_momentum": False}), 4)
+    plan = schedules.make_plan(
+        tiny(optimizer="sgd", schedule={"name": "OneCycleLR", "max_lr": 0.1, "cycle_momentum": False}), 4
+    )
     assert plan.momentum is None
 
 
@@ -135,11 +146,16 @@ def test_warmup_then_schedule(standard_promotion):
 @pytest.mark.parametrize("metric", ["test_loss", "test_accuracy"])
 def test_reduce_lr_on_plateau_follows_the_metric(metric, standard_promotion):
     """The lr of each epoch is what lrjax's plateau gives for the metrics logged before it."""
-    config = tiny(epochs=4, learning_rate=0.05, plateau_metric=metric,
-                  schedule={"name": "ReduceLROnPlateau", "patience": 0, "factor": 0.5, "threshold": 0.5})
+    config = tiny(
+        epochs=4,
+        learning_rate=0.05,
+        plateau_metric=metric,
+        schedule={"name": "ReduceLROnPlateau", "patience": 0, "factor": 0.5, "threshold": 0.5},
+    )
     result = train.train_and_evaluate(config, None, log=lambda s: None)
-    plateau = lrjax.reduce_lr_on_plateau(mode="min" if metric == "test_loss" else "max", patience=0, factor=0.5,
-                                         threshold=0.5)
+    plateau = lrjax.reduce_lr_on_plateau(
+        mode="min" if metric == "test_loss" else "max", patience=0, factor=0.5, threshold=0.5
+    )
     state, expected = plateau.init(0.05), []
     for row in result.history:
         expected.append(float(state.lr))
@@ -149,8 +165,13 @@ def test_reduce_lr_on_plateau_follows_the_metric(metric, standard_promotion):
 
 
 def test_warmup_then_plateau(standard_promotion):
-    config = tiny(epochs=4, warmup=1, warmup_start_factor=0.1, learning_rate=0.01,
-                  schedule={"name": "reduce_lr_on_plateau", "patience": 0, "threshold": 0.9})
+    config = tiny(
+        epochs=4,
+        warmup=1,
+        warmup_start_factor=0.1,
+        learning_rate=0.01,
+        schedule={"name": "reduce_lr_on_plateau", "patience": 0, "threshold": 0.9},
+    )
     result = train.train_and_evaluate(config, None, log=lambda s: None)
     # A warm-up epoch (its metric is ignored), then the plateau from base_lr: the first metric it
     # sees sets the best, the next one does not improve on it by 90%, so the lr is cut.
@@ -168,14 +189,24 @@ def _runner(config, steps):
 
 
 def _make_runner(graphdef, tx, plan, loop, progress, **kwargs):
-    return epochs.Runner(train.make_train_step(graphdef, tx, plan), train.make_eval_step(graphdef),
-                         plan.plateau.update if plan.plateau is not None else None, loop, progress, **kwargs)
+    return epochs.Runner(
+        train.make_train_step(graphdef, tx, plan),
+        train.make_eval_step(graphdef),
+        plan.plateau.update if plan.plateau is not None else None,
+        loop,
+        progress,
+        **kwargs,
+    )
 
 
 def test_scan_chunks_and_python_loop_agree():
     """The same epoch as one scan, as 3 scans (progress bar) and as a Python loop: same losses and params."""
-    config = tiny(optimizer="sgd", optimizer_args={"momentum": 0.9}, learning_rate=0.05,
-                  schedule={"name": "OneCycleLR", "max_lr": 0.1})
+    config = tiny(
+        optimizer="sgd",
+        optimizer_args={"momentum": 0.9},
+        learning_rate=0.05,
+        schedule={"name": "OneCycleLR", "max_lr": 0.1},
+    )
     train_ds, _ = input_pipeline.load("embedded", None, 200, 10)
     batches = input_pipeline.batch(train_ds, input_pipeline.epoch_order(0, 1, 200), 64)
     outcomes = []
@@ -187,8 +218,9 @@ def test_scan_chunks_and_python_loop_agree():
     for per_step, state in outcomes[1:]:
         np.testing.assert_allclose(per_step["loss"], outcomes[0][0]["loss"], rtol=1e-6, atol=1e-6)
         np.testing.assert_array_equal(per_step["learning_rate"], outcomes[0][0]["learning_rate"])
-        jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), state.params,
-                     outcomes[0][1].params)
+        jax.tree.map(
+            lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), state.params, outcomes[0][1].params
+        )
     assert int(outcomes[0][1].step) == 4
 
 
@@ -261,8 +293,11 @@ def test_tfds_mnist_through_mock_data(tmp_path, standard_promotion):
         assert len(train_ds) == 96 and len(test_ds) == 96
         assert train_ds.images.shape == (96, 28, 28, 1) and train_ds.images.dtype == np.uint8
         assert train_ds.labels.min() >= 0 and train_ds.labels.max() <= 9
-        result = train.train_and_evaluate(tiny(dataset="tfds", data_dir=str(tmp_path), epochs=1,
-                                               train_examples=None, test_examples=None), None, log=lambda s: None)
+        result = train.train_and_evaluate(
+            tiny(dataset="tfds", data_dir=str(tmp_path), epochs=1, train_examples=None, test_examples=None),
+            None,
+            log=lambda s: None,
+        )
     assert result.history[0]["step"] == 2 and np.isfinite(result.history[0]["train_loss"])
 
 
@@ -289,8 +324,15 @@ def test_corrupt_data_dir_is_a_clear_error(tmp_path, damage):
         builder = tfds.builder("mnist", data_dir=str(tmp_path / "other"))
         info = json.loads(builder.info.as_json)
         info["fileFormat"] = "array_record"
-        info["splits"] = [{"name": s, "shardLengths": ["10"], "numBytes": "100", "filepathTemplate":
-                           "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}"} for s in ("train", "test")]
+        info["splits"] = [
+            {
+                "name": s,
+                "shardLengths": ["10"],
+                "numBytes": "100",
+                "filepathTemplate": "{DATASET}-{SPLIT}.{FILEFORMAT}-{SHARD_X_OF_Y}",
+            }
+            for s in ("train", "test")
+        ]
         (version / "dataset_info.json").write_text(json.dumps(info))
         (version / "features.json").write_text(json.dumps(builder.info.features.to_json()))
     with pytest.raises(input_pipeline.DataError, match="corrupt|not prepared") as e:

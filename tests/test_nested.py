@@ -106,8 +106,10 @@ def _check(cfg, horizon, category):
                     problems.append(f"{label} [{bits}]: raised {type(e).__name__} at construction: {str(e)[:300]}")
                     continue
                 if torch_error is not None:
-                    problems.append(f"{label} [{bits}]: accepted, but torch raises {type(torch_error).__name__}: "
-                                    f"{torch_error} (SEMANTICS.md: refuse at construction)")
+                    problems.append(
+                        f"{label} [{bits}]: accepted, but torch raises {type(torch_error).__name__}: "
+                        f"{torch_error} (SEMANTICS.md: refuse at construction)"
+                    )
                     continue
                 steps = jnp.arange(horizon + 1)  # vmapped: the shape rule of arrays is test_contract's
                 try:
@@ -184,11 +186,20 @@ def test_nested_with_swalr_members(tree):
 
 def test_torch_sequentiallr5():
     """torch's own test_sequentiallr5: a ChainedScheduler inside a SequentialLR."""
-    cfg = {"name": "sequential_lr", "milestones": [5], "schedules": [
-        {"name": "chained_scheduler", "schedules": [
-            {"name": "linear_lr", "base_lr": 0.05, "start_factor": 0.1, "total_iters": 5},
-            {"name": "constant_lr", "base_lr": 0.05, "factor": 0.1, "total_iters": 5}]},
-        {"name": "constant_lr", "base_lr": 0.05, "factor": 0.5, "total_iters": 5}]}
+    cfg = {
+        "name": "sequential_lr",
+        "milestones": [5],
+        "schedules": [
+            {
+                "name": "chained_scheduler",
+                "schedules": [
+                    {"name": "linear_lr", "base_lr": 0.05, "start_factor": 0.1, "total_iters": 5},
+                    {"name": "constant_lr", "base_lr": 0.05, "factor": 0.1, "total_iters": 5},
+                ],
+            },
+            {"name": "constant_lr", "base_lr": 0.05, "factor": 0.5, "total_iters": 5},
+        ],
+    }
     _check(cfg, 12, "nested")
 
 

@@ -11,9 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import requires_torch
 
 import lrjax
-from conftest import requires_torch
 
 # optax's own code is not written for strict promotion; these tests exercise optax, not lrjax.
 pytestmark = pytest.mark.usefixtures("standard_promotion")
@@ -26,7 +26,7 @@ def standard_promotion():
 
 
 SCHEDULES = {
-    "lambda_lr": lambda: lrjax.lambda_lr(0.1, lambda t: 0.9 ** t),
+    "lambda_lr": lambda: lrjax.lambda_lr(0.1, lambda t: 0.9**t),
     "multiplicative_lr": lambda: lrjax.multiplicative_lr(0.1, lambda t: 0.9),
     "step_lr": lambda: lrjax.step_lr(0.1, 3, 0.5),
     "multi_step_lr": lambda: lrjax.multi_step_lr(0.1, [2, 5]),
@@ -41,9 +41,11 @@ SCHEDULES = {
     "one_cycle_lr": lambda: lrjax.one_cycle_lr(0.1, total_steps=20),
     "one_cycle_momentum": lambda: lrjax.one_cycle_momentum(total_steps=20),
     "chained_scheduler": lambda: lrjax.chained_scheduler(
-        [lrjax.linear_lr(0.1, 0.1, total_iters=4), lrjax.cosine_annealing_lr(0.1, 10, eta_min=0.01)]),
-    "sequential_lr": lambda: lrjax.sequential_lr([lrjax.linear_lr(0.1, 0.1, total_iters=4),
-                                                  lrjax.cosine_annealing_lr(0.1, 10)], [4]),
+        [lrjax.linear_lr(0.1, 0.1, total_iters=4), lrjax.cosine_annealing_lr(0.1, 10, eta_min=0.01)]
+    ),
+    "sequential_lr": lambda: lrjax.sequential_lr(
+        [lrjax.linear_lr(0.1, 0.1, total_iters=4), lrjax.cosine_annealing_lr(0.1, 10)], [4]
+    ),
     "per_epoch": lambda: lrjax.per_epoch(lrjax.step_lr(0.1, 2), steps_per_epoch=3),
 }
 
@@ -139,18 +141,28 @@ def test_hyperparameters_as_arrays_no_recompile_or_vmapped():
     @jax.jit
     @chex.assert_max_traces(n=1)
     def lr(base_lr, gamma, eta_min, max_lr, step):
-        return (lrjax.step_lr(base_lr, 3, gamma)(step), lrjax.exponential_lr(base_lr, gamma)(step),
-                lrjax.cosine_annealing_lr(base_lr, 10, eta_min)(step), lrjax.cyclic_lr(base_lr, max_lr, 4)(step),
-                lrjax.one_cycle_lr(max_lr, total_steps=50)(step),
-                lrjax.linear_lr(base_lr, gamma, 1.0, 8)(step), lrjax.polynomial_lr(base_lr, 10, gamma)(step))
+        return (
+            lrjax.step_lr(base_lr, 3, gamma)(step),
+            lrjax.exponential_lr(base_lr, gamma)(step),
+            lrjax.cosine_annealing_lr(base_lr, 10, eta_min)(step),
+            lrjax.cyclic_lr(base_lr, max_lr, 4)(step),
+            lrjax.one_cycle_lr(max_lr, total_steps=50)(step),
+            lrjax.linear_lr(base_lr, gamma, 1.0, 8)(step),
+            lrjax.polynomial_lr(base_lr, 10, gamma)(step),
+        )
 
     for base, gamma in [(0.1, 0.5), (0.2, 0.9), (0.05, 0.7)]:
         args = [jnp.asarray(x, jnp.float32) for x in (base, gamma, 0.001, 1.0)]
         got = lr(*args, jnp.asarray(6, jnp.int32))
-        want = (lrjax.step_lr(base, 3, gamma)(6), lrjax.exponential_lr(base, gamma)(6),
-                lrjax.cosine_annealing_lr(base, 10, 0.001)(6), lrjax.cyclic_lr(base, 1.0, 4)(6),
-                lrjax.one_cycle_lr(1.0, total_steps=50)(6), lrjax.linear_lr(base, gamma, 1.0, 8)(6),
-                lrjax.polynomial_lr(base, 10, gamma)(6))
+        want = (
+            lrjax.step_lr(base, 3, gamma)(6),
+            lrjax.exponential_lr(base, gamma)(6),
+            lrjax.cosine_annealing_lr(base, 10, 0.001)(6),
+            lrjax.cyclic_lr(base, 1.0, 4)(6),
+            lrjax.one_cycle_lr(1.0, total_steps=50)(6),
+            lrjax.linear_lr(base, gamma, 1.0, 8)(6),
+            lrjax.polynomial_lr(base, 10, gamma)(6),
+        )
         chex.assert_trees_all_close(got, want, rtol=1e-6)
 
     gammas = jnp.asarray([0.5, 0.8, 0.9, 0.99])
@@ -168,7 +180,8 @@ def test_parameter_groups_drive_multi_transform():
     params = {"body": jnp.ones(3), "head": jnp.ones(2)}
     labels = {"body": "body", "head": "head"}
     opt = optax.multi_transform(
-        {"body": optax.sgd(lambda t: schedule(t)[0]), "head": optax.sgd(lambda t: schedule(t)[1])}, labels)
+        {"body": optax.sgd(lambda t: schedule(t)[0]), "head": optax.sgd(lambda t: schedule(t)[1])}, labels
+    )
     state = opt.init(params)
     grads = {"body": jnp.ones(3), "head": jnp.ones(2)}
     for t in range(5):
@@ -230,8 +243,9 @@ def test_per_epoch_matches_torch_epoch_loop():
 def test_per_epoch_fractional_matches_torch_warm_restarts_pattern():
     """torch's documented loop: scheduler.step(epoch + i / iters) after every update."""
     epochs, iters = 9, 4
-    expected = _torch_used_lrs(lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2, eta_min=0.001),
-                               epochs, iters, fractional=True)
+    expected = _torch_used_lrs(
+        lambda L, o: L.CosineAnnealingWarmRestarts(o, T_0=2, T_mult=2, eta_min=0.001), epochs, iters, fractional=True
+    )
     schedule = lrjax.per_epoch(lrjax.cosine_annealing_warm_restarts(0.1, 2, 2, 0.001), iters, fractional=True)
     with jax.enable_x64(True):
         got = np.asarray(jax.vmap(schedule)(jnp.arange(epochs * iters)))

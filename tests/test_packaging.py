@@ -37,12 +37,24 @@ def wheel(tmp_path_factory) -> str:
     src.mkdir()
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(os.path.join(ROOT, name), src / name)
-    shutil.copytree(os.path.join(ROOT, "lrjax"), src / "lrjax",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(os.path.join(ROOT, "lrjax"), src / "lrjax", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
     proc = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "-w", str(tmp / "dist"), str(src)],
-        capture_output=True, text=True, timeout=300)
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "-w",
+            str(tmp / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     (built,) = (tmp / "dist").glob("lrjax-*.whl")
     return str(built)
@@ -72,8 +84,11 @@ def test_wheel_metadata(wheel):
     # Every dependency and extra of pyproject.toml, as pip will read them.
     requires = {str(Requirement(r)) for r in meta.get_all("Requires-Dist")}
     declared = {str(Requirement(dep)) for dep in PROJECT["dependencies"]}
-    declared |= {str(Requirement(f'{dep}; extra == "{extra}"'))
-                 for extra, deps in PROJECT["optional-dependencies"].items() for dep in deps}
+    declared |= {
+        str(Requirement(f'{dep}; extra == "{extra}"'))
+        for extra, deps in PROJECT["optional-dependencies"].items()
+        for dep in deps
+    }
     assert requires == declared
     assert set(meta.get_all("Provides-Extra")) == set(PROJECT["optional-dependencies"])
     assert not any(Requirement(r).name == "chex" and not Requirement(r).marker for r in requires)  # tests only
@@ -121,34 +136,61 @@ def test_wheel_installs_into_a_fresh_venv(wheel, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    site = subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # This environment's dependencies, as plain paths: its .pth files (among them the editable
     # install of the checkout) are not processed there.
     deps = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
     with open(os.path.join(site, "_lrjax_test_deps.pth"), "w") as f:
         f.write("\n".join(sorted(deps)) + "\n")
-    proc = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                           "--no-index", "--quiet", wheel], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", "--quiet", wheel],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    probe = ("import importlib.metadata as m, lrjax; print(lrjax.__file__); print(m.version('lrjax')); "
-             "print([e.value for e in m.entry_points(group='console_scripts') if e.name == 'lrjax'])")
-    out = subprocess.run([str(python), "-I", "-c", probe], capture_output=True, text=True, env=env,
-                         cwd=tmp_path, timeout=300)
+    probe = (
+        "import importlib.metadata as m, lrjax; print(lrjax.__file__); print(m.version('lrjax')); "
+        "print([e.value for e in m.entry_points(group='console_scripts') if e.name == 'lrjax'])"
+    )
+    out = subprocess.run(
+        [str(python), "-I", "-c", probe], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert out.returncode == 0, out.stderr
     where, version, scripts = out.stdout.split("\n")[:3]
     assert where.startswith(site) and not where.startswith(ROOT), where
     assert version == _version() and scripts == "['lrjax._cli:main']"
 
-    listed = subprocess.run([str(venv / "bin" / "lrjax"), "list"], capture_output=True, text=True,
-                            env=env, cwd=tmp_path, timeout=300)
+    listed = subprocess.run(
+        [str(venv / "bin" / "lrjax"), "list"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=300
+    )
     assert listed.returncode == 0, listed.stderr
     assert "step_lr" in listed.stdout and "StepLR" in listed.stdout
-    values = subprocess.run([str(venv / "bin" / "lrjax"), "values", "StepLR", "base_lr=1", "step_size=2",
-                             "--steps", "4", "--format", "csv"], capture_output=True, text=True, env=env,
-                            cwd=tmp_path, timeout=300)
+    values = subprocess.run(
+        [
+            str(venv / "bin" / "lrjax"),
+            "values",
+            "StepLR",
+            "base_lr=1",
+            "step_size=2",
+            "--steps",
+            "4",
+            "--format",
+            "csv",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert values.returncode == 0, values.stderr
     rows = list(csv.reader(io.StringIO(values.stdout)))[1:]
     assert [float(row[1]) for row in rows] == pytest.approx([1.0, 1.0, 0.1, 0.1], rel=1e-12)

@@ -9,11 +9,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 import torchref
 from conftest import requires_torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # Derandomized so that CI is reproducible; raise max_examples locally for a deeper search.
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -61,8 +60,11 @@ def multiplicative_members(draw):
     elif kind == "ConstantLR":
         kw = {"factor": draw(st.floats(0.001, 1.0)), "total_iters": draw(st.integers(0, 100))}
     elif kind == "LinearLR":
-        kw = {"start_factor": draw(st.floats(0.001, 1.0)), "end_factor": draw(unit),
-              "total_iters": draw(st.integers(0, 200))}
+        kw = {
+            "start_factor": draw(st.floats(0.001, 1.0)),
+            "end_factor": draw(unit),
+            "total_iters": draw(st.integers(0, 200)),
+        }
     elif kind == "ExponentialLR":
         kw = {"gamma": draw(st.floats(0.5, 1.05))}
     else:
@@ -87,8 +89,15 @@ def test_cosine_annealing(base_lr, T, eta, n):
 
 @requires_torch
 @settings(SETTINGS, max_examples=15)
-@given(base_lr=base_lrs, T0=st.integers(1, 30), Tm=st.integers(1, 4), eta=st.floats(0.0, 0.01), n=steps,
-       fractional=st.booleans(), iters=st.integers(1, 9))
+@given(
+    base_lr=base_lrs,
+    T0=st.integers(1, 30),
+    Tm=st.integers(1, 4),
+    eta=st.floats(0.0, 0.01),
+    n=steps,
+    fractional=st.booleans(),
+    iters=st.integers(1, 9),
+)
 def test_cosine_warm_restarts(base_lr, T0, Tm, eta, n, fractional, iters):
     case = _case("CosineAnnealingWarmRestarts", base_lr, {"T_0": T0, "T_mult": Tm, "eta_min": eta}, n)
     if fractional:  # the step(epoch + i / iters) pattern; restart points where torch's log is off are avoided
@@ -111,32 +120,62 @@ def test_cosine_warm_restarts(base_lr, T0, Tm, eta, n, fractional, iters):
 
 @requires_torch
 @SETTINGS
-@given(low=st.floats(1e-4, 0.1), ratio=st.floats(0.1, 30.0), up=st.integers(1, 60),
-       down=st.one_of(st.none(), st.integers(1, 60)), mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
-       gamma=st.floats(0.9, 1.0), n=st.integers(1, 400), adam=st.booleans())
+@given(
+    low=st.floats(1e-4, 0.1),
+    ratio=st.floats(0.1, 30.0),
+    up=st.integers(1, 60),
+    down=st.one_of(st.none(), st.integers(1, 60)),
+    mode=st.sampled_from(["triangular", "triangular2", "exp_range"]),
+    gamma=st.floats(0.9, 1.0),
+    n=st.integers(1, 400),
+    adam=st.booleans(),
+)
 def test_cyclic(low, ratio, up, down, mode, gamma, n, adam):
-    kw = {"base_lr": low, "max_lr": low * ratio, "step_size_up": up, "step_size_down": down, "mode": mode,
-          "gamma": gamma}
+    kw = {
+        "base_lr": low,
+        "max_lr": low * ratio,
+        "step_size_up": up,
+        "step_size_down": down,
+        "mode": mode,
+        "gamma": gamma,
+    }
     _check(_case("CyclicLR", 1.0, kw, n, optimizer="Adam" if adam else "SGD"))
 
 
 @requires_torch
 @SETTINGS
-@given(max_lr=st.floats(1e-4, 1.0), T=st.integers(2, 400), pct=st.floats(0.0, 1.0), linear=st.booleans(),
-       three=st.booleans(), div=st.floats(1.5, 100.0), final=st.floats(1.0, 1e5))
+@given(
+    max_lr=st.floats(1e-4, 1.0),
+    T=st.integers(2, 400),
+    pct=st.floats(0.0, 1.0),
+    linear=st.booleans(),
+    three=st.booleans(),
+    div=st.floats(1.5, 100.0),
+    final=st.floats(1.0, 1e5),
+)
 def test_one_cycle(max_lr, T, pct, linear, three, div, final):
     ends = [pct * T - 1] + ([2 * pct * T - 2] if three else []) + [T - 1]
     if ends[0] == 0 or ends[-2] == ends[-1]:
         return  # torch divides by zero here; lrjax rejects it (tested in test_validation.py)
-    kw = {"max_lr": max_lr, "total_steps": T, "pct_start": pct, "anneal_strategy": "linear" if linear else "cos",
-          "three_phase": three, "div_factor": div, "final_div_factor": final}
+    kw = {
+        "max_lr": max_lr,
+        "total_steps": T,
+        "pct_start": pct,
+        "anneal_strategy": "linear" if linear else "cos",
+        "three_phase": three,
+        "div_factor": div,
+        "final_div_factor": final,
+    }
     _check(_case("OneCycleLR", 1.0, kw, T))
 
 
 @requires_torch
 @SETTINGS
-@given(members=st.lists(multiplicative_members(), min_size=1, max_size=3), base_lr=base_lrs,
-       cosine=st.one_of(st.none(), st.tuples(st.integers(0, 3), st.integers(1, 40), st.sampled_from([0.0, 0.01]))))
+@given(
+    members=st.lists(multiplicative_members(), min_size=1, max_size=3),
+    base_lr=base_lrs,
+    cosine=st.one_of(st.none(), st.tuples(st.integers(0, 3), st.integers(1, 40), st.sampled_from([0.0, 0.01]))),
+)
 def test_chained(members, base_lr, cosine):
     specs = [{"scheduler": k, "kwargs": kw} for k, kw, _ in members]
     n = max(m[2] for m in members)
@@ -160,5 +199,13 @@ def test_sequential(members, base_lr, data):
     for i, m in enumerate(specs[1:], start=1):  # torch divides by zero for these after a milestone
         if m["scheduler"] in ("LinearLR", "PolynomialLR") and m["kwargs"]["total_iters"] == 0:
             m["kwargs"]["total_iters"] = 1
-    _check({"id": "live", "scheduler": "SequentialLR", "base_lr": base_lr, "members": specs,
-            "milestones": milestones, "steps": n})
+    _check(
+        {
+            "id": "live",
+            "scheduler": "SequentialLR",
+            "base_lr": base_lr,
+            "members": specs,
+            "milestones": milestones,
+            "steps": n,
+        }
+    )

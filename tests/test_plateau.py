@@ -24,16 +24,23 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from hypothesis import HealthCheck, assume, given, note, settings
-from hypothesis import strategies as st
-
-import lrjax
 import refdata
 from conftest import requires_torch
-from plateau_loops import (EPOCH_LOSSES, STEPS_PER_EPOCH, instruction, materialize, torch_bound,
-                           torch_cosine_times_plateau, torch_warmup_then_plateau)
+from hypothesis import HealthCheck, assume, given, note, settings
+from hypothesis import strategies as st
+from plateau_loops import (
+    EPOCH_LOSSES,
+    STEPS_PER_EPOCH,
+    instruction,
+    materialize,
+    torch_bound,
+    torch_cosine_times_plateau,
+    torch_warmup_then_plateau,
+)
 from refcases.plateau import dec, eps_tie, to_f32, torch_trace
 from torchref import tolerance
+
+import lrjax
 
 CASES = refdata.load("plateau")
 
@@ -161,8 +168,16 @@ def test_stored_data_is_large_and_covers_the_quirks():
     ids = {c["id"] for c in CASES}
     assert len(CASES) >= 300 and len(ids) == len(CASES)
     assert sum(len(c["metrics"]) for c in CASES) >= 7_000
-    for quirk in ("§9/nan-always-bad", "§9/+inf-bad-in-min", "§9/-inf-best-forever", "§9/negative-best-lenient",
-                  "§9/best-zero-rel", "§9/eps-floor", "§9/base-below-min-lr", "§9/factor-0"):
+    for quirk in (
+        "§9/nan-always-bad",
+        "§9/+inf-bad-in-min",
+        "§9/-inf-best-forever",
+        "§9/negative-best-lenient",
+        "§9/best-zero-rel",
+        "§9/eps-floor",
+        "§9/base-below-min-lr",
+        "§9/factor-0",
+    ):
         assert quirk in ids
     metrics = [m for c in CASES for m in c["metrics"]]
     assert {"nan", "inf", "-inf"} <= set(m for m in metrics if isinstance(m, str))
@@ -192,6 +207,7 @@ def test_stored_torch_values(group, bits):
 # Live hypothesis tests against torch
 # ---------------------------------------------------------------------------------------------
 
+
 @st.composite
 def plateau_setups(draw):
     mode = draw(st.sampled_from(["min", "max"]))
@@ -201,8 +217,9 @@ def plateau_setups(draw):
         "threshold_mode": threshold_mode,
         "factor": draw(st.one_of(st.sampled_from([0.0, 0.1, 0.5, 0.9]), st.floats(1e-3, 0.999))),
         "patience": draw(st.integers(0, 4)),
-        "threshold": draw(st.one_of(st.sampled_from([0.0, 1e-4, 1e-3, 0.01, 0.1, 0.5]),
-                                    st.floats(0.0, 1.0, allow_subnormal=False))),
+        "threshold": draw(
+            st.one_of(st.sampled_from([0.0, 1e-4, 1e-3, 0.01, 0.1, 0.5]), st.floats(0.0, 1.0, allow_subnormal=False))
+        ),
         "cooldown": draw(st.integers(0, 3)),
         "eps": draw(st.sampled_from([1e-8, 0.0, 1e-4, 1e-2])),
     }
@@ -210,8 +227,9 @@ def plateau_setups(draw):
     lr = st.one_of(st.sampled_from([1.0, 0.1, 1e-3, 1e-7]), st.floats(1e-8, 1.0))
     base_lr = draw(lr) if groups == 0 else draw(st.lists(lr, min_size=groups, max_size=groups))
     min_lr = st.sampled_from([0.0, 1e-4, 0.01, 0.05])
-    config["min_lr"] = draw(min_lr) if groups == 0 or draw(st.booleans()) else draw(
-        st.lists(min_lr, min_size=groups, max_size=groups))
+    config["min_lr"] = (
+        draw(min_lr) if groups == 0 or draw(st.booleans()) else draw(st.lists(min_lr, min_size=groups, max_size=groups))
+    )
     sequences = draw(st.lists(st.lists(instruction, min_size=4, max_size=40), min_size=1, max_size=3))
     return config, base_lr, sequences
 
@@ -262,7 +280,8 @@ def test_live_vmap_over_runs(setup, runs, rng):
     config, base_lr, (instructions, *_) = setup
     groups = len(base_lr) if isinstance(base_lr, list) else 0
     bases = [base_lr] + [
-        [rng.uniform(1e-4, 1.0) for _ in range(groups)] if groups else rng.uniform(1e-4, 1.0) for _ in range(runs - 1)]
+        [rng.uniform(1e-4, 1.0) for _ in range(groups)] if groups else rng.uniform(1e-4, 1.0) for _ in range(runs - 1)
+    ]
     sequences = [materialize(config, rng.sample(instructions, len(instructions))) for _ in range(runs)]
     with jax.enable_x64(True):
         plateau = lrjax.reduce_lr_on_plateau(**config)
@@ -291,9 +310,17 @@ def test_float32_threshold_follows_torch_where_naive_float32_does_not():
 
 
 @requires_torch
-@pytest.mark.parametrize("mode, threshold_mode, threshold, multiple", [
-    ("min", "rel", 1e-4, 10_000), ("max", "rel", 0.1, 10), ("min", "rel", 0.3, 10), ("max", "rel", 1e-3, 1000),
-    ("min", "abs", 0.1, 0), ("max", "abs", 1e-3, 0)])
+@pytest.mark.parametrize(
+    "mode, threshold_mode, threshold, multiple",
+    [
+        ("min", "rel", 1e-4, 10_000),
+        ("max", "rel", 0.1, 10),
+        ("min", "rel", 0.3, 10),
+        ("max", "rel", 1e-3, 1000),
+        ("min", "abs", 0.1, 0),
+        ("max", "abs", 1e-3, 0),
+    ],
+)
 def test_float32_decisions_equal_torch_at_exact_float64_ties(mode, threshold_mode, threshold, multiple):
     """Metrics within a float32 ulp of torch's threshold, for decimal bests and for bests that are
     multiples of ``multiple`` (times powers of two), where ``best * (1 -/+ threshold)`` is exactly a
@@ -310,13 +337,18 @@ def test_float32_decisions_equal_torch_at_exact_float64_ties(mode, threshold_mod
     best = np.where(best == 0, np.float32(1.0), best)  # next to 0 lie subnormals, which XLA flushes to 0
     metric = np.array([torch_bound(float(b), config) for b in best]).astype(np.float32)
     step = rng.choice([0, 0, 1, -1], n)
-    metric = np.where(step > 0, np.nextafter(metric, np.float32(np.inf)),
-                      np.where(step < 0, np.nextafter(metric, np.float32(-np.inf)), metric))
+    metric = np.where(
+        step > 0,
+        np.nextafter(metric, np.float32(np.inf)),
+        np.where(step < 0, np.nextafter(metric, np.float32(-np.inf)), metric),
+    )
     # Exact float64 ties: torch's exact threshold within 2**-50 of the float32 metric.
     c = Fraction(1.0 - threshold if mode == "min" else threshold + 1.0)
     sign = 1 if mode == "min" else -1
-    exact = [Fraction(float(b)) * c if threshold_mode == "rel" else Fraction(float(b)) - sign * Fraction(threshold)
-             for b in best]
+    exact = [
+        Fraction(float(b)) * c if threshold_mode == "rel" else Fraction(float(b)) - sign * Fraction(threshold)
+        for b in best
+    ]
     ties = sum(abs(Fraction(float(m)) - x) <= abs(x) / 2**50 for m, x in zip(metric, exact))
 
     # torch's scheduler decides: after a best b, does m improve (no reduction with patience 0)?
@@ -324,7 +356,8 @@ def test_float32_decisions_equal_torch_at_exact_float64_ties(mode, threshold_mod
     with jax.enable_x64(False):
         plateau = lrjax.reduce_lr_on_plateau(**config)
         states = jax.jit(jax.vmap(lambda b, m: plateau.update(plateau.update(plateau.init(1.0), b), m)))(
-            jnp.asarray(best), jnp.asarray(metric))
+            jnp.asarray(best), jnp.asarray(metric)
+        )
     got = np.asarray(states.lr) == 1.0
     assert 0 < want.sum() < n and (ties > 100 or not multiple), (want.sum(), ties)
     np.testing.assert_array_equal(got, want)
@@ -344,7 +377,8 @@ def test_float32_eps_ties():
     others; float64 lrjax follows torch bit for bit; float32 lrjax skips them all (documented: a
     reduction exceeding eps by less than 4 float32 ulps of the lr is skipped)."""
     cases = [(1.0000000000000002e-08, 0.0, 1e-8)] + [
-        (lr, factor, round(lr * (1 - factor), 12)) for lr in (0.1, 0.3, 0.7, 3e-3, 1e-6) for factor in (0.5, 0.9, 0.99)]
+        (lr, factor, round(lr * (1 - factor), 12)) for lr in (0.1, 0.3, 0.7, 3e-3, 1e-6) for factor in (0.5, 0.9, 0.99)
+    ]
     applied = []
     for base_lr, factor, eps in cases:
         config = {"patience": 0, "factor": factor, "eps": eps}
@@ -428,8 +462,10 @@ def test_vmap_over_states_and_over_factor(run):
     hypers = [(0.5, 0.0, 0.1), (0.1, 0.0, 0.1), (0.5, 0.3, 0.0)]
     got = run(jax.vmap(final_lr), *(jnp.array(h) for h in zip(*hypers)))
     metrics = [1.0, 0.95, 0.9, 0.85]
-    want = [torch_trace({"patience": 0, "factor": f, "min_lr": m, "threshold": t}, 1.0, metrics)["lr"][0][-1]
-            for f, m, t in hypers]
+    want = [
+        torch_trace({"patience": 0, "factor": f, "min_lr": m, "threshold": t}, 1.0, metrics)["lr"][0][-1]
+        for f, m, t in hypers
+    ]
     np.testing.assert_allclose(got, want, rtol=1e-6)
     assert len(set(want)) == 3
 
@@ -447,27 +483,30 @@ def test_integer_and_array_metrics(run):
 # ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"factor": 1.0}, "Factor should be < 1.0."),
-    ({"factor": 2}, "Factor should be < 1.0."),
-    ({"factor": math.inf}, "Factor should be < 1.0."),
-    ({"mode": "mean"}, "mode mean is unknown!"),
-    ({"threshold_mode": "x"}, "threshold mode x is unknown!"),
-    ({"factor": -0.5}, "factor must be >= 0.0"),
-    ({"factor": math.nan}, "factor must be finite"),
-    ({"factor": [0.1, 0.2]}, "factor must be a scalar"),
-    ({"patience": -1}, "patience must be an integer >= 0, got -1"),
-    ({"patience": 2.5}, "patience must be an integer >= 0, got 2.5"),
-    ({"patience": True}, "patience must be an integer >= 0"),
-    ({"cooldown": -2}, "cooldown must be an integer >= 0, got -2"),
-    ({"threshold": -1.0}, "threshold must be >= 0.0"),
-    ({"threshold": 1e39}, "threshold must be <= 3.4"),
-    ({"threshold": math.inf}, "threshold must be finite"),
-    ({"eps": -1e-8}, "eps must be >= 0.0"),
-    ({"min_lr": -0.1}, "min_lr must be >= 0.0"),
-    ({"min_lr": [[0.1]]}, "min_lr must be a scalar or a 1-D array"),
-    ({"min_lr": "0.1"}, "Expected a real number for min_lr"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"factor": 1.0}, "Factor should be < 1.0."),
+        ({"factor": 2}, "Factor should be < 1.0."),
+        ({"factor": math.inf}, "Factor should be < 1.0."),
+        ({"mode": "mean"}, "mode mean is unknown!"),
+        ({"threshold_mode": "x"}, "threshold mode x is unknown!"),
+        ({"factor": -0.5}, "factor must be >= 0.0"),
+        ({"factor": math.nan}, "factor must be finite"),
+        ({"factor": [0.1, 0.2]}, "factor must be a scalar"),
+        ({"patience": -1}, "patience must be an integer >= 0, got -1"),
+        ({"patience": 2.5}, "patience must be an integer >= 0, got 2.5"),
+        ({"patience": True}, "patience must be an integer >= 0"),
+        ({"cooldown": -2}, "cooldown must be an integer >= 0, got -2"),
+        ({"threshold": -1.0}, "threshold must be >= 0.0"),
+        ({"threshold": 1e39}, "threshold must be <= 3.4"),
+        ({"threshold": math.inf}, "threshold must be finite"),
+        ({"eps": -1e-8}, "eps must be >= 0.0"),
+        ({"min_lr": -0.1}, "min_lr must be >= 0.0"),
+        ({"min_lr": [[0.1]]}, "min_lr must be a scalar or a 1-D array"),
+        ({"min_lr": "0.1"}, "Expected a real number for min_lr"),
+    ],
+)
 def test_validation(kwargs, message):
     with pytest.raises(ValueError) as info:
         lrjax.reduce_lr_on_plateau(**kwargs)
@@ -504,8 +543,12 @@ def test_min_lr_length_is_checked_at_init_with_torchs_message(base_lr, min_lr):
 
 def test_init_and_update_errors():
     plateau = lrjax.reduce_lr_on_plateau()
-    for bad, message in [(-1.0, "base_lr must be >= 0.0"), ([[1.0]], "base_lr must be a scalar or a 1-D array"),
-                         (math.nan, "base_lr must be finite"), ([], "base_lr must not be empty")]:
+    for bad, message in [
+        (-1.0, "base_lr must be >= 0.0"),
+        ([[1.0]], "base_lr must be a scalar or a 1-D array"),
+        (math.nan, "base_lr must be finite"),
+        ([], "base_lr must not be empty"),
+    ]:
         with pytest.raises(ValueError, match=message.replace("[", r"\[")):
             plateau.init(bad)
     state = plateau.init(1.0)
@@ -583,6 +626,7 @@ def test_composition_errors():
 # Composition with schedules (what torch cannot do), checked against torch run by hand
 # ---------------------------------------------------------------------------------------------
 
+
 @requires_torch
 @pytest.mark.parametrize("milestone", [0, 8, 10, 12])
 def test_sequential_plateau_equals_torch_warmup_then_plateau(milestone, run):
@@ -592,8 +636,11 @@ def test_sequential_plateau_equals_torch_warmup_then_plateau(milestone, run):
     theirs, steps = torch_warmup_then_plateau(milestone, kw), len(EPOCH_LOSSES) * STEPS_PER_EPOCH
 
     with jax.enable_x64(True):
-        sched = lrjax.sequential_plateau(lrjax.linear_lr(0.1, start_factor=0.1, total_iters=max(milestone, 1)),
-                                         lrjax.reduce_lr_on_plateau(**kw), milestone)
+        sched = lrjax.sequential_plateau(
+            lrjax.linear_lr(0.1, start_factor=0.1, total_iters=max(milestone, 1)),
+            lrjax.reduce_lr_on_plateau(**kw),
+            milestone,
+        )
         state, ours = sched.init(), []
         for t in range(steps):
             ours.append(float(run(sched.lr, state, t)))

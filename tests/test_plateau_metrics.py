@@ -20,18 +20,36 @@ import ml_dtypes
 import numpy as np
 import optax
 import pytest
+from conftest import requires_torch
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
+from refcases.plateau import torch_trace
 
 import lrjax
-from conftest import requires_torch
-from refcases.plateau import torch_trace
 
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
 
 # Magnitudes where rounding decides: neighbours that float32 (2**24 + 1) or float64 (2**53 + 1) merge.
-POOL = [0, 1, -1, 3, -5, 2**24, 2**24 + 1, 2**31 - 1, 2**31, 2**32 + 1, 2**40, 2**53, 2**53 + 1, 2**63 - 1,
-        2**64 - 1, 10**20, -(2**70), 10**300]
+POOL = [
+    0,
+    1,
+    -1,
+    3,
+    -5,
+    2**24,
+    2**24 + 1,
+    2**31 - 1,
+    2**31,
+    2**32 + 1,
+    2**40,
+    2**53,
+    2**53 + 1,
+    2**63 - 1,
+    2**64 - 1,
+    10**20,
+    -(2**70),
+    10**300,
+]
 INT_TYPES = [np.int8, np.int16, np.int32, np.int64, np.uint8, np.uint16, np.uint32, np.uint64]
 FLOAT_TYPES = [np.float16, np.float32, np.float64, np.longdouble, ml_dtypes.bfloat16]
 JAX_INT = [jnp.int8, jnp.int16, jnp.int32, jnp.uint8, jnp.uint16, jnp.uint32]
@@ -48,8 +66,11 @@ def _fits(value: int, dtype) -> bool:
 def metric(draw, x64: bool):
     """``(make, jittable)``: ``make()`` builds the metric (inside the test's x64 setting); ``jittable``:
     whether JAX's own conversion of it as a jit argument keeps its value (JAX arrays)."""
-    kind = draw(st.sampled_from(["int", "np_int", "np_float", "np_array", "jax_int", "jax_float", "float",
-                                 "fraction", "special"]))
+    kind = draw(
+        st.sampled_from(
+            ["int", "np_int", "np_float", "np_array", "jax_int", "jax_float", "float", "fraction", "special"]
+        )
+    )
     v = draw(st.sampled_from(POOL))
     if kind == "int":
         return (lambda: v), False  # a Python int above int32 cannot be a jit argument (JAX raises OverflowError)
@@ -174,27 +195,30 @@ def test_the_reported_truncations_are_fixed():
         assert float(s.best) == 2.0**53 + 2 and int(s.num_bad_epochs) == 0
 
 
-@pytest.mark.parametrize("bad, error, message", [
-    (True, TypeError, "got the bool True"),
-    (np.bool_(False), TypeError, "got the bool False"),
-    (np.array(True), TypeError, "got dtype bool"),
-    (jnp.asarray(True), TypeError, "got dtype bool"),
-    ("0.5", TypeError, r"got str '0.5' \(convert it with float\(\)\)"),
-    (b"1", TypeError, "got bytes"),
-    (None, TypeError, "got NoneType None"),
-    (1 + 2j, TypeError, "got complex"),
-    (np.complex64(1), TypeError, "got dtype complex64"),
-    (jnp.asarray(1 + 1j), TypeError, "got dtype complex64"),
-    (decimal.Decimal("0.5"), TypeError, "got Decimal"),
-    ([1.0], TypeError, "got list"),
-    (np.array([1.0]), ValueError, r"metric must be a scalar \(shape \(\)\), got shape \(1,\)"),
-    (np.zeros((2, 2)), ValueError, "got shape"),
-    (jnp.ones(3), ValueError, "got shape"),
-    (10**400, ValueError, "with 401 digits is too large for a float64"),
-    (-(10**400), ValueError, "too large for a float64"),
-    (np.array("x"), TypeError, "got dtype <U1"),
-    (object(), TypeError, "got object"),
-])
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (True, TypeError, "got the bool True"),
+        (np.bool_(False), TypeError, "got the bool False"),
+        (np.array(True), TypeError, "got dtype bool"),
+        (jnp.asarray(True), TypeError, "got dtype bool"),
+        ("0.5", TypeError, r"got str '0.5' \(convert it with float\(\)\)"),
+        (b"1", TypeError, "got bytes"),
+        (None, TypeError, "got NoneType None"),
+        (1 + 2j, TypeError, "got complex"),
+        (np.complex64(1), TypeError, "got dtype complex64"),
+        (jnp.asarray(1 + 1j), TypeError, "got dtype complex64"),
+        (decimal.Decimal("0.5"), TypeError, "got Decimal"),
+        ([1.0], TypeError, "got list"),
+        (np.array([1.0]), ValueError, r"metric must be a scalar \(shape \(\)\), got shape \(1,\)"),
+        (np.zeros((2, 2)), ValueError, "got shape"),
+        (jnp.ones(3), ValueError, "got shape"),
+        (10**400, ValueError, "with 401 digits is too large for a float64"),
+        (-(10**400), ValueError, "too large for a float64"),
+        (np.array("x"), TypeError, "got dtype <U1"),
+        (object(), TypeError, "got object"),
+    ],
+)
 def test_bad_metrics_raise_clear_errors(bad, error, message):
     plateau = lrjax.reduce_lr_on_plateau()
     with pytest.raises(error, match=message):
@@ -211,10 +235,23 @@ def test_traced_metrics_of_every_jax_dtype():
     with jax.enable_x64(True):
         plateau = lrjax.reduce_lr_on_plateau(mode="max", patience=0)
         step = jax.jit(plateau.update)
-        dtypes = (jnp.int8, jnp.int16, jnp.int32, jnp.int64, jnp.uint8, jnp.uint16, jnp.uint32, jnp.uint64,
-                  jnp.float16, jnp.bfloat16, jnp.float32, jnp.float64)
+        dtypes = (
+            jnp.int8,
+            jnp.int16,
+            jnp.int32,
+            jnp.int64,
+            jnp.uint8,
+            jnp.uint16,
+            jnp.uint32,
+            jnp.uint64,
+            jnp.float16,
+            jnp.bfloat16,
+            jnp.float32,
+            jnp.float64,
+        )
         states = jax.jit(lambda *ms: [plateau.update(plateau.init(1.0), m) for m in ms])(
-            *[jnp.asarray(7, dtype) for dtype in dtypes])  # one compilation, every dtype traced
+            *[jnp.asarray(7, dtype) for dtype in dtypes]
+        )  # one compilation, every dtype traced
         for dtype, s in zip(dtypes, states):
             assert float(s.best) == 7.0 and s.best.dtype == np.float64, dtype
         with pytest.raises(TypeError, match="metric must be a real number"):

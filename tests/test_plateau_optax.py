@@ -18,17 +18,28 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import requires_torch
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-
-import lrjax
-from conftest import requires_torch
-from plateau_loops import (EPOCH_LOSSES, STEPS_PER_EPOCH, assert_lrs_match, configs, instruction, lrjax_batch_lrs,
-                           lrjax_update_lrs, materialize, torch_cosine_times_plateau, torch_update_lrs,
-                           torch_warmup_then_plateau)
+from plateau_loops import (
+    EPOCH_LOSSES,
+    STEPS_PER_EPOCH,
+    assert_lrs_match,
+    configs,
+    instruction,
+    lrjax_batch_lrs,
+    lrjax_update_lrs,
+    materialize,
+    torch_cosine_times_plateau,
+    torch_update_lrs,
+    torch_warmup_then_plateau,
+)
 from refcases.plateau import to_f32
 
+import lrjax
+
 pytestmark = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+
 
 def _values(rng, metrics, n, jitter):
     """Per-update values whose epoch means are the metrics (copies), or scattered around them."""
@@ -102,8 +113,10 @@ def test_float32_mean_of_values_follows_torch_on_training_curves():
     curve = 2.0 * np.cumprod(1 - rng.uniform(0, 0.02, (60, 5)) * (np.arange(60)[:, None] % 20 < 10)).reshape(60, 5)
     curve = curve * (1 + rng.normal(0, 0.01, curve.shape))
     values = [to_f32(row) for row in curve.tolist()]
-    for config in ({"factor": 0.5, "patience": 2, "cooldown": 1},
-                   {"threshold_mode": "abs", "threshold": 1e-3, "patience": 1, "factor": 0.5}):
+    for config in (
+        {"factor": 0.5, "patience": 2, "cooldown": 1},
+        {"threshold_mode": "abs", "threshold": 1e-3, "patience": 1, "factor": 0.5},
+    ):
         theirs = torch_update_lrs(config, 0.1, values)
         for shape in ("transform", "schedule"):
             with jax.enable_x64(False):
@@ -125,15 +138,22 @@ PLATEAU = {"factor": 0.5, "patience": 1, "threshold": 1e-3}
 
 OPTIMIZERS = {  # torch optimizer, optax optimizer factory, lr
     "SGD": (lambda p, lr: __import__("torch").optim.SGD(p, lr=lr), lambda lr: optax.sgd(lr), 0.3),
-    "SGD-momentum": (lambda p, lr: __import__("torch").optim.SGD(p, lr=lr, momentum=0.9),
-                     lambda lr: optax.sgd(lr, momentum=0.9), 0.05),
-    "SGD-nesterov-decay": (lambda p, lr: __import__("torch").optim.SGD(p, lr=lr, momentum=0.9, nesterov=True,
-                                                                         weight_decay=0.01),
-                           lambda lr: optax.chain(optax.add_decayed_weights(0.01),
-                                                  optax.sgd(lr, momentum=0.9, nesterov=True)), 0.05),
+    "SGD-momentum": (
+        lambda p, lr: __import__("torch").optim.SGD(p, lr=lr, momentum=0.9),
+        lambda lr: optax.sgd(lr, momentum=0.9),
+        0.05,
+    ),
+    "SGD-nesterov-decay": (
+        lambda p, lr: __import__("torch").optim.SGD(p, lr=lr, momentum=0.9, nesterov=True, weight_decay=0.01),
+        lambda lr: optax.chain(optax.add_decayed_weights(0.01), optax.sgd(lr, momentum=0.9, nesterov=True)),
+        0.05,
+    ),
     "Adam": (lambda p, lr: __import__("torch").optim.Adam(p, lr=lr), lambda lr: optax.adam(lr), 0.3),
-    "AdamW": (lambda p, lr: __import__("torch").optim.AdamW(p, lr=lr, weight_decay=0.1),
-              lambda lr: optax.adamw(lr, weight_decay=0.1), 0.3),
+    "AdamW": (
+        lambda p, lr: __import__("torch").optim.AdamW(p, lr=lr, weight_decay=0.1),
+        lambda lr: optax.adamw(lr, weight_decay=0.1),
+        0.3,
+    ),
 }
 
 
@@ -213,12 +233,18 @@ def test_optimizer_trajectories_equal_torch(name, shape, feed):
         if shape == "transform":
             tx = optax.chain(make_optax(lr), plateau.as_transform(lr, accumulation_size=acc))
         elif name == "SGD-nesterov-decay":
-            tx = optax.chain(optax.add_decayed_weights(0.01), optax.inject_hyperparams(optax.sgd)(
-                learning_rate=plateau.as_schedule(lr, accumulation_size=acc), momentum=0.9, nesterov=True))
+            tx = optax.chain(
+                optax.add_decayed_weights(0.01),
+                optax.inject_hyperparams(optax.sgd)(
+                    learning_rate=plateau.as_schedule(lr, accumulation_size=acc), momentum=0.9, nesterov=True
+                ),
+            )
         else:
             factory = {"SGD": optax.sgd, "SGD-momentum": optax.sgd, "Adam": optax.adam, "AdamW": optax.adamw}[name]
             extra = {"SGD-momentum": {"momentum": 0.9}, "AdamW": {"weight_decay": 0.1}}.get(name, {})
-            tx = optax.inject_hyperparams(factory)(learning_rate=plateau.as_schedule(lr, accumulation_size=acc), **extra)
+            tx = optax.inject_hyperparams(factory)(
+                learning_rate=plateau.as_schedule(lr, accumulation_size=acc), **extra
+            )
         ours_w, ours_lr = lrjax_training(tx, feed)
     np.testing.assert_allclose(ours_lr, theirs_lr, rtol=1e-12)
     np.testing.assert_allclose(ours_w, theirs_w, rtol=1e-9, atol=1e-12)
@@ -233,21 +259,34 @@ def test_where_scaling_is_not_torchs_lr_change():
     import torch
 
     def torch_rmsprop():
-        return torch_training(lambda p, lr: torch.optim.RMSprop(p, lr=lr, momentum=0.9, alpha=0.9, eps=1e-8),
-                              0.01, "value")
+        return torch_training(
+            lambda p, lr: torch.optim.RMSprop(p, lr=lr, momentum=0.9, alpha=0.9, eps=1e-8), 0.01, "value"
+        )
 
     theirs_w, _ = torch_training(OPTIMIZERS["Adam"][0], 0.3, "value")
     rms_w, _ = torch_rmsprop()
     with jax.enable_x64(True), jax.numpy_dtype_promotion("standard"):
         plateau = lrjax.reduce_lr_on_plateau(**PLATEAU)
-        before, _ = lrjax_training(optax.chain(plateau.as_transform(0.3, accumulation_size=BATCHES), optax.adam(0.3)),
-                                   "value")
-        after_rms, _ = lrjax_training(optax.chain(optax.rmsprop(0.01, decay=0.9, eps=1e-8, eps_in_sqrt=False, momentum=0.9),
-                                                  plateau.as_transform(0.01, accumulation_size=BATCHES)), "value")
-        inject_rms, _ = lrjax_training(optax.inject_hyperparams(optax.rmsprop)(
-            learning_rate=plateau.as_schedule(0.01, accumulation_size=BATCHES), decay=0.9, eps=1e-8, eps_in_sqrt=False,
-            momentum=0.9),
-            "value")
+        before, _ = lrjax_training(
+            optax.chain(plateau.as_transform(0.3, accumulation_size=BATCHES), optax.adam(0.3)), "value"
+        )
+        after_rms, _ = lrjax_training(
+            optax.chain(
+                optax.rmsprop(0.01, decay=0.9, eps=1e-8, eps_in_sqrt=False, momentum=0.9),
+                plateau.as_transform(0.01, accumulation_size=BATCHES),
+            ),
+            "value",
+        )
+        inject_rms, _ = lrjax_training(
+            optax.inject_hyperparams(optax.rmsprop)(
+                learning_rate=plateau.as_schedule(0.01, accumulation_size=BATCHES),
+                decay=0.9,
+                eps=1e-8,
+                eps_in_sqrt=False,
+                momentum=0.9,
+            ),
+            "value",
+        )
     assert not np.allclose(before, theirs_w, rtol=1e-3)
     np.testing.assert_allclose(after_rms, rms_w, rtol=1e-8, atol=1e-12)
     assert not np.allclose(inject_rms, rms_w, rtol=1e-6)
@@ -294,8 +333,10 @@ def test_flax_nnx_optimizer_training_loop_equals_torch(feed):
         model = nnx.Linear(3, 1, param_dtype=jnp.float64, rngs=nnx.Rngs(0))
         model.kernel.set_value(jnp.asarray(kernel0))
         model.bias.set_value(jnp.asarray(bias0))
-        tx = optax.chain(optax.adam(0.2), lrjax.scale_by_plateau(
-            0.2, **PLATEAU, accumulation_size=BATCHES if feed == "value" else None))
+        tx = optax.chain(
+            optax.adam(0.2),
+            lrjax.scale_by_plateau(0.2, **PLATEAU, accumulation_size=BATCHES if feed == "value" else None),
+        )
         optimizer = nnx.Optimizer(model, tx, wrt=nnx.Param)
 
         @nnx.jit
@@ -351,8 +392,9 @@ def test_warmup_then_plateau_in_optax_shapes_equals_torch(shape, feed):
     milestone = 10
     theirs = torch_warmup_then_plateau(milestone, kw)
     with jax.enable_x64(True):
-        sched = lrjax.sequential_plateau(lrjax.linear_lr(0.1, start_factor=0.1, total_iters=milestone),
-                                         lrjax.reduce_lr_on_plateau(**kw), milestone)
+        sched = lrjax.sequential_plateau(
+            lrjax.linear_lr(0.1, start_factor=0.1, total_iters=milestone), lrjax.reduce_lr_on_plateau(**kw), milestone
+        )
         acc = STEPS if feed == "value" else None
         if shape == "transform":
             tx = optax.chain(optax.sgd(0.1), sched.as_transform(0.1, accumulation_size=acc))
@@ -406,9 +448,12 @@ def test_plateau_step_refreshes_injected_lr_and_steps_every_plateau():
     p1 = lrjax.reduce_lr_on_plateau(factor=0.5, patience=0)
     p2 = lrjax.reduce_lr_on_plateau(factor=0.1, patience=0, min_lr=1e-3)
     tx = optax.multi_transform(
-        {"a": optax.inject_hyperparams(optax.sgd)(learning_rate=p1.as_schedule(0.1, accumulation_size=None)),
-         "b": optax.chain(optax.sgd(0.01), p2.as_transform(0.01, accumulation_size=None))},
-        {"x": "a", "y": "b"})
+        {
+            "a": optax.inject_hyperparams(optax.sgd)(learning_rate=p1.as_schedule(0.1, accumulation_size=None)),
+            "b": optax.chain(optax.sgd(0.01), p2.as_transform(0.01, accumulation_size=None)),
+        },
+        {"x": "a", "y": "b"},
+    )
     params = {"x": jnp.zeros(()), "y": jnp.zeros(())}
     state = tx.init(params)
     _, state = tx.update({"x": jnp.ones(()), "y": jnp.ones(())}, state, params)
@@ -425,8 +470,8 @@ def test_plateau_step_refreshes_injected_lr_and_steps_every_plateau():
 
 
 def test_state_pytree_jit_scan_retracing_and_checkpoints(tmp_path, bits):
-    from flax import serialization
     import orbax.checkpoint as ocp
+    from flax import serialization
 
     tx = optax.chain(optax.sgd(0.1), lrjax.scale_by_plateau(0.1, factor=0.5, patience=1, accumulation_size=2))
     params = jnp.zeros(3)
@@ -440,6 +485,7 @@ def test_state_pytree_jit_scan_retracing_and_checkpoints(tmp_path, bits):
         def body(s, v):
             u, s = tx.update(jnp.ones(3), s, params, value=v)
             return s, -u[0]
+
         return jax.lax.scan(body, state, values)
 
     values = jnp.asarray([1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.5, 0.5], lrjax._base.float_dtype())
@@ -490,16 +536,34 @@ def test_the_state_machine_is_not_an_optax_object_and_says_what_to_use():
         optax.adam(seq)
 
 
-@pytest.mark.parametrize("call, error, message", [
-    (lambda: lrjax.scale_by_plateau(0.0), ValueError, "base_lr must be one positive number"),
-    (lambda: lrjax.scale_by_plateau([0.1, 0.2]), ValueError, "base_lr must be one positive number"),
-    (lambda: lrjax.scale_by_plateau(0.1, factor=1.0), ValueError, "Factor should be < 1.0."),
-    (lambda: lrjax.scale_by_plateau(0.1, accumulation_size=0), ValueError, "accumulation_size must be an integer >= 1 or None"),
-    (lambda: lrjax.scale_by_plateau(0.1, accumulation_size=2.5), ValueError, "accumulation_size must be an integer"),
-    (lambda: lrjax.reduce_lr_on_plateau(min_lr=[0.0, 0.1]).as_schedule(0.1), ValueError, "expected 1 min_lrs, got 2"),
-    (lambda: lrjax.chained_plateau(lrjax.step_lr([0.1, 0.2], 2), lrjax.reduce_lr_on_plateau()).as_transform(0.1),
-     ValueError, "optax.multi_transform"),
-])
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: lrjax.scale_by_plateau(0.0), ValueError, "base_lr must be one positive number"),
+        (lambda: lrjax.scale_by_plateau([0.1, 0.2]), ValueError, "base_lr must be one positive number"),
+        (lambda: lrjax.scale_by_plateau(0.1, factor=1.0), ValueError, "Factor should be < 1.0."),
+        (
+            lambda: lrjax.scale_by_plateau(0.1, accumulation_size=0),
+            ValueError,
+            "accumulation_size must be an integer >= 1 or None",
+        ),
+        (
+            lambda: lrjax.scale_by_plateau(0.1, accumulation_size=2.5),
+            ValueError,
+            "accumulation_size must be an integer",
+        ),
+        (
+            lambda: lrjax.reduce_lr_on_plateau(min_lr=[0.0, 0.1]).as_schedule(0.1),
+            ValueError,
+            "expected 1 min_lrs, got 2",
+        ),
+        (
+            lambda: lrjax.chained_plateau(lrjax.step_lr([0.1, 0.2], 2), lrjax.reduce_lr_on_plateau()).as_transform(0.1),
+            ValueError,
+            "optax.multi_transform",
+        ),
+    ],
+)
 def test_construction_errors(call, error, message):
     with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)").replace(".", r"\.")):
         call()

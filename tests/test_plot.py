@@ -113,17 +113,20 @@ def test_saves_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-@pytest.mark.parametrize("args,kwargs,match", [
-    (([], 10), {}, "must not be empty"),
-    (([1.0], 10), {}, "callables"),
-    (("step_lr", 10), {}, "must be a schedule"),
-    ((lrjax.step_lr(0.1, 3), 0), {}, "steps must be a positive"),
-    ((lrjax.step_lr(0.1, 3), [[1, 2]]), {}, "1-D array"),
-    (([lrjax.step_lr(0.1, 3)], 5), {"labels": ["a", "b"]}, "one label per schedule"),
-    (([lrjax.step_lr(0.1, 3)] * 2, 5), {"momentum": lrjax.cyclic_momentum()}, "as a list"),
-    (([lrjax.step_lr(0.1, 3)] * 2, 5), {"momentum": [None]}, "one entry per schedule"),
-    (({"a": lrjax.step_lr(0.1, 3)}, 5), {"momentum": {"b": lrjax.cyclic_momentum()}}, "name no schedule"),
-])
+@pytest.mark.parametrize(
+    "args,kwargs,match",
+    [
+        (([], 10), {}, "must not be empty"),
+        (([1.0], 10), {}, "callables"),
+        (("step_lr", 10), {}, "must be a schedule"),
+        ((lrjax.step_lr(0.1, 3), 0), {}, "steps must be a positive"),
+        ((lrjax.step_lr(0.1, 3), [[1, 2]]), {}, "1-D array"),
+        (([lrjax.step_lr(0.1, 3)], 5), {"labels": ["a", "b"]}, "one label per schedule"),
+        (([lrjax.step_lr(0.1, 3)] * 2, 5), {"momentum": lrjax.cyclic_momentum()}, "as a list"),
+        (([lrjax.step_lr(0.1, 3)] * 2, 5), {"momentum": [None]}, "one entry per schedule"),
+        (({"a": lrjax.step_lr(0.1, 3)}, 5), {"momentum": {"b": lrjax.cyclic_momentum()}}, "name no schedule"),
+    ],
+)
 def test_validation(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         lrjax.plot(*args, **kwargs)
@@ -151,8 +154,9 @@ def test_gallery_has_one_entry_per_torch_scheduler():
     assert sorted(e.name for e in ENTRIES) == sorted(TORCH_CLASSES)
 
 
-@pytest.mark.parametrize("entry", ENTRIES + FROM_EXAMPLES,
-                         ids=[e.name for e in ENTRIES] + [f"{e.name}-example" for e in FROM_EXAMPLES])
+@pytest.mark.parametrize(
+    "entry", ENTRIES + FROM_EXAMPLES, ids=[e.name for e in ENTRIES] + [f"{e.name}-example" for e in FROM_EXAMPLES]
+)
 def test_gallery_entry_draws_the_schedule(entry, tmp_path):
     fig, path = gallery.render(entry, str(tmp_path), dpi=40)
     assert os.path.basename(path) == f"{entry.name}.png"
@@ -191,8 +195,9 @@ def test_gallery_torch_parity():
     builders = {
         "StepLR": lambda o: L.StepLR(o, step_size=30, gamma=0.1),
         "ChainedScheduler": lambda o: L.ChainedScheduler([L.ConstantLR(o, 0.1, 20), L.ExponentialLR(o, 0.95)]),
-        "SequentialLR": lambda o: L.SequentialLR(o, [L.LinearLR(o, 0.1, total_iters=10),
-                                                     L.CosineAnnealingLR(o, 90)], milestones=[10]),
+        "SequentialLR": lambda o: L.SequentialLR(
+            o, [L.LinearLR(o, 0.1, total_iters=10), L.CosineAnnealingLR(o, 90)], milestones=[10]
+        ),
         "CyclicLR": lambda o: L.CyclicLR(o, 0.01, 0.1, step_size_up=25, mode="triangular2"),
     }
     base = {"StepLR": 0.05, "ChainedScheduler": 0.05, "SequentialLR": 0.1, "CyclicLR": 0.1}
@@ -204,5 +209,6 @@ def test_gallery_torch_parity():
             entry = by_name[name]
             (schedule,) = entry.schedules.values()
             steps = np.arange(entry.steps)
-            np.testing.assert_allclose(schedule_values(schedule, steps), schedule_values(converted, steps),
-                                       rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(
+                schedule_values(schedule, steps), schedule_values(converted, steps), rtol=1e-12, atol=1e-15
+            )

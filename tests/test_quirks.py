@@ -14,25 +14,44 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-import lrjax
 import refdata
 from conftest import requires_torch
+
+import lrjax
 
 QUIRK_CASES = {
     "§1": ["CosineAnnealingLR/§1-3000"],
     "§2": ["ConstantLR/f0.5-n0", "LinearLR/s0.5-e1.0-n0", "PolynomialLR/n0-p1.0"],
     "§4": ["CosineAnnealingLR/T3-eta0.0", "CosineAnnealingLR/T1-eta0.1", "CosineAnnealingLR/T5-eta2.0"],
-    "§5": ["ChainedScheduler/§5-linear-cos-eta", "ChainedScheduler/§5-cos-eta-linear",
-           "ChainedScheduler/§5-exp-cos-past-Tmax", "ChainedScheduler/§5-lambda-exp",
-           "ChainedScheduler/§5-docs-constant-exp"],
-    "§6": ["SequentialLR/§6-exp-mult", "SequentialLR/§6-exp-lambda", "SequentialLR/§6-warmup-cut-short",
-           "SequentialLR/§6-milestone0", "SequentialLR/§6-docs"],
-    "§7": ["OneCycleLR/§7-max1-T10", "OneCycleLR/T500-p0.3-linear-3pFalse-d25.0-10000.0",
-           "OneCycleLR/T10-p0.0-cos-3pFalse-d25.0-10000.0", "OneCycleLR/total-wins"],
-    "§8": ["CyclicLR/up2-down3-triangular-g1.0", "CyclicLR/§8-adam-betas", "CyclicLR/§8-scale_fn-iterations",
-           "CyclicLR/exp_range-forced-iterations", "CyclicLR/triangular2-forced-cycle", "CyclicLR/inverted",
-           "CyclicLR/up3-down7-triangular-g1.0"],
+    "§5": [
+        "ChainedScheduler/§5-linear-cos-eta",
+        "ChainedScheduler/§5-cos-eta-linear",
+        "ChainedScheduler/§5-exp-cos-past-Tmax",
+        "ChainedScheduler/§5-lambda-exp",
+        "ChainedScheduler/§5-docs-constant-exp",
+    ],
+    "§6": [
+        "SequentialLR/§6-exp-mult",
+        "SequentialLR/§6-exp-lambda",
+        "SequentialLR/§6-warmup-cut-short",
+        "SequentialLR/§6-milestone0",
+        "SequentialLR/§6-docs",
+    ],
+    "§7": [
+        "OneCycleLR/§7-max1-T10",
+        "OneCycleLR/T500-p0.3-linear-3pFalse-d25.0-10000.0",
+        "OneCycleLR/T10-p0.0-cos-3pFalse-d25.0-10000.0",
+        "OneCycleLR/total-wins",
+    ],
+    "§8": [
+        "CyclicLR/up2-down3-triangular-g1.0",
+        "CyclicLR/§8-adam-betas",
+        "CyclicLR/§8-scale_fn-iterations",
+        "CyclicLR/exp_range-forced-iterations",
+        "CyclicLR/triangular2-forced-cycle",
+        "CyclicLR/inverted",
+        "CyclicLR/up3-down7-triangular-g1.0",
+    ],
     "§10": ["MultiStepLR/[5, 2, 5, 2, 8]-g0.5", "MultiStepLR/[0, 3]-g0.5"],
     "§12": ["LambdaLR/docs-div30", "MultiplicativeLR/§12-skip0"],
     "§14": ["PolynomialLR/n50-p0.9", "LinearLR/s0.05-e1.0-n40", "PolynomialLR/n4-p1.0", "LinearLR/s0.5-e1.0-n4"],
@@ -50,8 +69,9 @@ def test_stored_quirk_numbers():
     by_id = {c["id"]: c["expected"]["lr"][0] for c in refdata.load("schedules")}
     # §4: T_max=3, base 0.1 -> 0.1 * [1, .75, .25, 0, .25, .75, 1, .75] (periodic, rises after T_max)
     cos = lrjax.cosine_annealing_lr(0.1, 3)
-    np.testing.assert_allclose([float(cos(t)) for t in range(8)], by_id["CosineAnnealingLR/T3-eta0.0"][:8],
-                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(
+        [float(cos(t)) for t in range(8)], by_id["CosineAnnealingLR/T3-eta0.0"][:8], rtol=1e-6, atol=1e-7
+    )
     assert by_id["CosineAnnealingLR/T3-eta0.0"][3] == 0.0 and float(cos(3)) == 0.0
     # §7: with "linear", the lr at t = total_steps is negative
     assert by_id["OneCycleLR/T500-p0.3-linear-3pFalse-d25.0-10000.0"][500] < 0
@@ -119,5 +139,6 @@ def test_one_cycle_past_total_steps():
 def test_cyclic_momentum_starts_at_max_momentum():
     """§8: momentum(0) = max_momentum whatever the optimizer had (torch overwrites it)."""
     m = lrjax.cyclic_momentum(base_momentum=0.8, max_momentum=0.9, step_size_up=2, step_size_down=3)
-    np.testing.assert_allclose(jax.vmap(m)(jnp.arange(6)), [0.9, 0.85, 0.8, 0.8 + 0.1 / 3, 0.8 + 0.2 / 3, 0.9],
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        jax.vmap(m)(jnp.arange(6)), [0.9, 0.85, 0.8, 0.8 + 0.1 / 3, 0.8 + 0.2 / 3, 0.9], rtol=1e-6
+    )

@@ -19,10 +19,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from conftest import requires_torch
 
 import lrjax
 import lrjax.testing as lt
-from conftest import requires_torch
 from lrjax import registry
 from lrjax.testing import pytest_plugin
 
@@ -87,8 +87,12 @@ def ports():
             torch_config = {**config, **{k: v for k, v in partner.items() if k not in config}}
             momentum = lrjax.from_config(partner)
         steps = min(STEPS, config.get("total_steps") or STEPS)  # torch's OneCycleLR stops at total_steps
-        out[entry.torch_class] = (functools.partial(torch_scheduler, torch_config), lrjax.from_config(config), steps,
-                                  momentum)
+        out[entry.torch_class] = (
+            functools.partial(torch_scheduler, torch_config),
+            lrjax.from_config(config),
+            steps,
+            momentum,
+        )
     return out
 
 
@@ -165,7 +169,9 @@ def test_a_mismatching_pair_reports_the_first_divergent_step_and_both_values():
     assert first == 3
     assert f"at step {first} (parameter group 0, jit)" in message
     assert f"torch {float(theirs[first])!r}" in message and f"lrjax {float(np.float32(0.1))!r}" in message
-    assert re.search(r"\|error\| 0\.05 > tolerance 5\.1e-07 = rtol 1e-05 \* \|torch\| \+ atol 1e-07 \* max\|torch\|", message)
+    assert re.search(
+        r"\|error\| 0\.05 > tolerance 5\.1e-07 = rtol 1e-05 \* \|torch\| \+ atol 1e-07 \* max\|torch\|", message
+    )
     n_bad = int(np.sum(np.abs(np.asarray(ours(jnp.arange(10)), np.float64) - theirs) > 1e-6))
     assert f"{n_bad} of 10 steps differ" in message
     result = lt.compare(ours, scheduler, 10)
@@ -219,8 +225,9 @@ def test_optax_warmup_cosine_decay_differs_from_its_nearest_torch_form_after_dec
     _standard.__enter__()
     schedule = optax.warmup_cosine_decay_schedule(0.01, 0.1, warmup, decay, 0.001)
     opt = _opt()
-    torch_form = L.SequentialLR(opt, [L.LinearLR(opt, 0.1, 1.0, warmup), L.CosineAnnealingLR(opt, decay - warmup, 0.001)],
-                                [warmup])
+    torch_form = L.SequentialLR(
+        opt, [L.LinearLR(opt, 0.1, 1.0, warmup), L.CosineAnnealingLR(opt, decay - warmup, 0.001)], [warmup]
+    )
     lt.assert_matches_torch(schedule, torch_form, decay + 1)  # steps 0..decay: the same schedule
     result = lt.compare(schedule, torch_form, 60)
     theirs = lt.torch_lrs(torch_form, 60).lr[:, 0]
@@ -237,16 +244,21 @@ def test_per_epoch_schedules_and_torch_loops():
     from torch.optim import lr_scheduler as L
 
     n = 5
-    lt.assert_matches_torch(lrjax.per_epoch(lrjax.step_lr(0.1, 2, 0.5), n), L.StepLR(_opt(), 2, 0.5), 60,
-                            steps_per_epoch=n)
+    lt.assert_matches_torch(
+        lrjax.per_epoch(lrjax.step_lr(0.1, 2, 0.5), n), L.StepLR(_opt(), 2, 0.5), 60, steps_per_epoch=n
+    )
     with pytest.raises(AssertionError, match="differs from torch at step 2 "):  # not per epoch: decays at update 2
         lt.assert_matches_torch(lrjax.step_lr(0.1, 2, 0.5), L.StepLR(_opt(), 2, 0.5), 60, steps_per_epoch=n)
 
     cawr = lrjax.cosine_annealing_warm_restarts(0.1, 2, 2)
     # torch: for epoch: for i: optimizer.step(); scheduler.step(epoch + i / n). Update g uses the lr set
     # after update g - 1, i.e. after step((g - 1) / n).
-    lt.assert_matches_torch(lrjax.per_epoch(cawr, n, fractional=True), L.CosineAnnealingWarmRestarts(_opt(), 2, 2), 40,
-                            torch_step=lambda s, t: s.step((t - 1) / n))
+    lt.assert_matches_torch(
+        lrjax.per_epoch(cawr, n, fractional=True),
+        L.CosineAnnealingWarmRestarts(_opt(), 2, 2),
+        40,
+        torch_step=lambda s, t: s.step((t - 1) / n),
+    )
     epochs = [k / 4 for k in range(30)]
     lt.assert_matches_torch(cawr, L.CosineAnnealingWarmRestarts(_opt(), 2, 2), epochs, torch_step="epoch")
 
@@ -260,11 +272,17 @@ def test_torch_lrs_leaves_the_users_scheduler_alone_and_continues_from_it():
     for _ in range(4):
         opt.step()
         scheduler.step()
-    before = (scheduler.state_dict(), [dict((k, v) for k, v in g.items() if k != "params") for g in opt.param_groups],
-              opt.state_dict())
+    before = (
+        scheduler.state_dict(),
+        [dict((k, v) for k, v in g.items() if k != "params") for g in opt.param_groups],
+        opt.state_dict(),
+    )
     out = lt.torch_lrs(scheduler, range(4, 30))
-    assert (scheduler.state_dict(), [dict((k, v) for k, v in g.items() if k != "params") for g in opt.param_groups],
-            opt.state_dict()) == before
+    assert (
+        scheduler.state_dict(),
+        [dict((k, v) for k, v in g.items() if k != "params") for g in opt.param_groups],
+        opt.state_dict(),
+    ) == before
     assert out.lr.shape == (26, 2) and out.momentum.shape == (26, 2)
     lrs, moms = [], []
     for _ in range(4, 30):  # the user's own loop gives the same numbers
@@ -276,8 +294,9 @@ def test_torch_lrs_leaves_the_users_scheduler_alone_and_continues_from_it():
     np.testing.assert_array_equal(out.momentum, moms)
     with pytest.raises(ValueError, match="the scheduler is at step 30"):
         lt.torch_lrs(scheduler, 10)
-    assert lt.torch_lrs(L.StepLR(torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 2), 3).momentum.tolist() \
-        == [[0.9], [0.9], [0.9]]  # Adam's betas[0]
+    assert lt.torch_lrs(
+        L.StepLR(torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0), 2), 3
+    ).momentum.tolist() == [[0.9], [0.9], [0.9]]  # Adam's betas[0]
 
 
 def test_argument_errors():
@@ -293,21 +312,26 @@ def test_argument_errors():
         (lambda: lt.torch_lrs(plateau, 3), ValueError, "pass metrics="),
         (lambda: lt.torch_lrs(step, 3, torch_step="x"), ValueError, "torch_step must be"),
         (lambda: lt.compare(lrjax.step_lr([0.1, 0.2], 2), step, 3), ValueError, "torch has 1 groups"),
-        (lambda: lt.compare(lrjax.step_lr(0.1, 2), L.StepLR(_opt(lrs=(0.1, 0.2)), 2), 3), ValueError,
-         "one value per step, torch's optimizer has 2 parameter groups"),
+        (
+            lambda: lt.compare(lrjax.step_lr(0.1, 2), L.StepLR(_opt(lrs=(0.1, 0.2)), 2), 3),
+            ValueError,
+            "one value per step, torch's optimizer has 2 parameter groups",
+        ),
         (lambda: lt.compare(lrjax.step_lr(0.1, 2), plateau, metrics=[1.0]), TypeError, "must be an lrjax plateau"),
         (lambda: lt.compare(lrjax.reduce_lr_on_plateau(), step, 3), TypeError, "must be a function step -> value"),
-        (lambda: lt.compare(lrjax.reduce_lr_on_plateau(), plateau, metrics=[1.0], momentum=lrjax.step_lr(0.9, 2)),
-         ValueError, "does not change the momentum"),
+        (
+            lambda: lt.compare(lrjax.reduce_lr_on_plateau(), plateau, metrics=[1.0], momentum=lrjax.step_lr(0.9, 2)),
+            ValueError,
+            "does not change the momentum",
+        ),
     ]:
         with pytest.raises(error, match=message):
             call()
 
 
 def test_per_group_lists_of_schedules_and_tolerance_defaults():
-    from torch.optim import lr_scheduler as L
-
     import torchref
+    from torch.optim import lr_scheduler as L
 
     scheduler = L.StepLR(_opt(lrs=(0.1, 0.01)), 3)
     lt.assert_matches_torch([lrjax.step_lr(0.1, 3), lrjax.step_lr(0.01, 3)], scheduler, 20)
@@ -316,7 +340,9 @@ def test_per_group_lists_of_schedules_and_tolerance_defaults():
     with jax.enable_x64(True):
         assert lt.tolerance() == (1e-11, 1e-12)
         # float64 holds lrjax to 1e-11: a float32 evaluation of the same schedule fails it
-        result = lt.compare(lambda t: lrjax.exponential_lr(0.1, 0.93)(t).astype(jnp.float32), L.ExponentialLR(_opt(), 0.93), 30)
+        result = lt.compare(
+            lambda t: lrjax.exponential_lr(0.1, 0.93)(t).astype(jnp.float32), L.ExponentialLR(_opt(), 0.93), 30
+        )
         assert not result and result.rtol == 1e-11
 
 
@@ -327,14 +353,21 @@ def test_per_group_lists_of_schedules_and_tolerance_defaults():
 
 def test_import_lrjax_does_not_import_torch():
     code = "import sys, lrjax, lrjax.testing; assert 'torch' not in sys.modules, 'torch imported'"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT,
-                          env={**os.environ, "PYTHONPATH": ROOT})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT},
+    )
     assert proc.returncode == 0, proc.stderr
 
 
 def test_the_plugin_fixture_runs_float32_and_float64(float_dtype):
     """``float_dtype`` from ``lrjax.testing.pytest_plugin`` (imported here as a user's conftest would load it)."""
     assert lrjax._base.float_dtype() == float_dtype
-    result = lt.assert_matches_torch(lrjax.step_lr(0.1, step_size=3), __import__("torch").optim.lr_scheduler.StepLR(
-        _opt(), step_size=3), 10)
+    result = lt.assert_matches_torch(
+        lrjax.step_lr(0.1, step_size=3), __import__("torch").optim.lr_scheduler.StepLR(_opt(), step_size=3), 10
+    )
     assert result.dtype == str(float_dtype) and result.rtol == lt.tolerance(float_dtype)[0]

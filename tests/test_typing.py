@@ -22,20 +22,34 @@ def _pyright(*args: str, cwd: Path) -> dict:
     assert importlib.util.find_spec("pyright") is not None, 'pyright is not installed: pip install -e ".[test]"'
     # The pyright bundled with the installed package, whatever the environment asks for (another version
     # would be fetched with npm).
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("PYRIGHT_PYTHON_FORCE_VERSION", "PYRIGHT_PYTHON_PYLANCE_VERSION")}
-    proc = subprocess.run([sys.executable, "-m", "pyright", "--outputjson", "--pythonpath", sys.executable, *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYRIGHT_PYTHON_FORCE_VERSION", "PYRIGHT_PYTHON_PYLANCE_VERSION")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "pyright", "--outputjson", "--pythonpath", sys.executable, *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     try:
         return json.loads(proc.stdout)
     except json.JSONDecodeError:
-        raise AssertionError(f"pyright gave no report (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}") from None
+        raise AssertionError(
+            f"pyright gave no report (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+        ) from None
 
 
 def _errors(report: dict) -> list[str]:
-    return [f"{os.path.relpath(d['file'], ROOT)}:{d['range']['start']['line'] + 1}:"
-            f"{d['range']['start']['character'] + 1}: {d['message']} ({d.get('rule', '')})"
-            for d in report["generalDiagnostics"] if d["severity"] == "error"]
+    return [
+        f"{os.path.relpath(d['file'], ROOT)}:{d['range']['start']['line'] + 1}:"
+        f"{d['range']['start']['character'] + 1}: {d['message']} ({d.get('rule', '')})"
+        for d in report["generalDiagnostics"]
+        if d["severity"] == "error"
+    ]
 
 
 def test_lrjax_has_no_pyright_errors():
@@ -51,6 +65,6 @@ def test_lrjax_has_no_pyright_errors():
 
 def test_an_error_is_reported(tmp_path):
     """The check above can fail: a type error in a file is found and listed."""
-    (tmp_path / "bad.py").write_text('def f(x: int) -> str:\n    return x\n')
+    (tmp_path / "bad.py").write_text("def f(x: int) -> str:\n    return x\n")
     errors = _errors(_pyright("bad.py", cwd=tmp_path))
     assert len(errors) == 1 and "bad.py:2:12:" in errors[0] and "reportReturnType" in errors[0], errors

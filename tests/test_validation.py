@@ -39,8 +39,21 @@ def raises(match):
         lambda b: lrjax.cyclic_lr(0.01, b),
         lambda b: lrjax.one_cycle_lr(b, total_steps=10),
     ],
-    ids=["lambda", "multiplicative", "step", "multistep", "constant", "linear", "exponential", "polynomial",
-         "cosine", "warm_restarts", "cyclic-base", "cyclic-max", "one_cycle"],
+    ids=[
+        "lambda",
+        "multiplicative",
+        "step",
+        "multistep",
+        "constant",
+        "linear",
+        "exponential",
+        "polynomial",
+        "cosine",
+        "warm_restarts",
+        "cyclic-base",
+        "cyclic-max",
+        "one_cycle",
+    ],
 )
 def test_bad_learning_rates(build, value):
     with raises(r"base_lr|max_lr|real number|finite|empty|shape|>= 0"):
@@ -93,8 +106,12 @@ def test_step_lr_step_size(step_size):
 
 @pytest.mark.parametrize("gamma", [-0.1, float("nan"), float("inf"), [0.1, 0.2]])
 def test_gamma(gamma):
-    for build in (lambda: lrjax.step_lr(0.1, 3, gamma), lambda: lrjax.multi_step_lr(0.1, [2], gamma),
-                  lambda: lrjax.exponential_lr(0.1, gamma), lambda: lrjax.cyclic_lr(0.1, 1.0, gamma=gamma)):
+    for build in (
+        lambda: lrjax.step_lr(0.1, 3, gamma),
+        lambda: lrjax.multi_step_lr(0.1, [2], gamma),
+        lambda: lrjax.exponential_lr(0.1, gamma),
+        lambda: lrjax.cyclic_lr(0.1, 1.0, gamma=gamma),
+    ):
         with raises("gamma"):
             build()
 
@@ -205,7 +222,10 @@ def test_cyclic_errors():
         ({"epochs": 2}, "You must define either total_steps OR (epochs AND steps_per_epoch)"),
         ({"total_steps": 10, "pct_start": 1.5}, "Expected float between 0 and 1 pct_start, but got 1.5"),
         ({"total_steps": 10, "pct_start": 1}, "Expected float between 0 and 1 pct_start, but got 1"),
-        ({"total_steps": 10, "anneal_strategy": "foo"}, "anneal_strategy must be one of 'cos' or 'linear', instead got foo"),
+        (
+            {"total_steps": 10, "anneal_strategy": "foo"},
+            "anneal_strategy must be one of 'cos' or 'linear', instead got foo",
+        ),
     ],
 )
 def test_one_cycle_torch_messages(kwargs, message):
@@ -263,10 +283,12 @@ def test_chained_errors():
 def test_sequential_errors():
     with raises(re.escape("SequentialLR expects at least one scheduler, but got no scheduler.")):
         lrjax.sequential_lr([], [])
-    with raises(re.escape(
-        "Sequential Schedulers expects number of schedulers provided to be one more than the number of milestone "
-        "points, but got number of schedulers 2 and the number of milestones to be equal to 2"
-    )):
+    with raises(
+        re.escape(
+            "Sequential Schedulers expects number of schedulers provided to be one more than the number of milestone "
+            "points, but got number of schedulers 2 and the number of milestones to be equal to 2"
+        )
+    ):
         lrjax.sequential_lr([lrjax.step_lr(0.1, 2), lrjax.step_lr(0.1, 3)], [1, 2])
     with raises("non-decreasing"):
         lrjax.sequential_lr([lrjax.step_lr(0.1, 2)] * 3, [6, 3])
@@ -296,16 +318,28 @@ VALID = st.one_of(
     st.builds(lambda g, s: lrjax.step_lr(0.1, s, g), st.floats(0, 10), st.integers(1, 10**9)),
     st.builds(lambda g: lrjax.exponential_lr(0.1, g), st.floats(0, 10)),
     st.builds(lambda f, n: lrjax.constant_lr(0.1, f, n), st.floats(1e-6, 1), st.integers(0, 10**9)),
-    st.builds(lambda s, e, n: lrjax.linear_lr(0.1, s, e, n), st.floats(1e-9, 1), st.floats(0, 1), st.integers(0, 10**9)),
+    st.builds(
+        lambda s, e, n: lrjax.linear_lr(0.1, s, e, n), st.floats(1e-9, 1), st.floats(0, 1), st.integers(0, 10**9)
+    ),
     st.builds(lambda n, p: lrjax.polynomial_lr(0.1, n, p), st.integers(0, 10**9), st.floats(0, 100)),
     st.builds(lambda T, e: lrjax.cosine_annealing_lr(0.1, T, e), st.integers(1, 2**31 - 1), st.floats(0, 10)),
     st.builds(lambda T, m: lrjax.cosine_annealing_warm_restarts(0.1, T, m), st.integers(1, 10**9), st.integers(1, 10)),
-    st.builds(lambda u, d, mode, g: lrjax.cyclic_lr(0.1, 1.0, u, d, mode, g), st.integers(1, 10**9),
-              st.integers(1, 10**9), st.sampled_from(["triangular", "triangular2", "exp_range"]), st.floats(0, 2)),
-    st.builds(lambda T, p, a, three: lrjax.one_cycle_lr(1.0, total_steps=T, pct_start=p, anneal_strategy=a,
-                                                        three_phase=three),
-              st.integers(2, 2**31 - 1), st.sampled_from([0.0, 0.25, 0.3, 0.5, 0.75]), st.sampled_from(["cos", "linear"]),
-              st.booleans()),
+    st.builds(
+        lambda u, d, mode, g: lrjax.cyclic_lr(0.1, 1.0, u, d, mode, g),
+        st.integers(1, 10**9),
+        st.integers(1, 10**9),
+        st.sampled_from(["triangular", "triangular2", "exp_range"]),
+        st.floats(0, 2),
+    ),
+    st.builds(
+        lambda T, p, a, three: lrjax.one_cycle_lr(
+            1.0, total_steps=T, pct_start=p, anneal_strategy=a, three_phase=three
+        ),
+        st.integers(2, 2**31 - 1),
+        st.sampled_from([0.0, 0.25, 0.3, 0.5, 0.75]),
+        st.sampled_from(["cos", "linear"]),
+        st.booleans(),
+    ),
 )
 
 

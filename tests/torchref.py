@@ -12,7 +12,8 @@ with optionally ``"float_steps": [...]`` (CosineAnnealingWarmRestarts' ``step(ep
 (Python numbers, as torch calls it) and a JAX form.
 
 ``run_torch(case)`` returns ``{"lr": [[lr per step] per group], "momentum": ...}`` from torch
-itself (step 0 first: the lr right after construction); ``build_lrjax(case)`` returns ``(lr_schedule, momentum_schedule or None)``.
+itself (step 0 first: the lr right after construction); ``build_lrjax(case)`` returns
+``(lr_schedule, momentum_schedule or None)``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ from typing import Any
 import jax.numpy as jnp
 
 import lrjax
-
 
 # ---------------------------------------------------------------------------------------------
 # Named functions for lr_lambda / scale_fn: (torch form, JAX form)
@@ -84,8 +84,9 @@ def _torch_scheduler(L, opt, spec: dict):
     if name == "ChainedScheduler":
         return L.ChainedScheduler([_torch_scheduler(L, opt, m) for m in spec["members"]])
     if name == "SequentialLR":
-        return L.SequentialLR(opt, [_torch_scheduler(L, opt, m) for m in spec["members"]],
-                              milestones=spec["milestones"])
+        return L.SequentialLR(
+            opt, [_torch_scheduler(L, opt, m) for m in spec["members"]], milestones=spec["milestones"]
+        )
     kwargs = _functions(spec.get("kwargs", {}), 0)
     return lrjax.registry.lookup(name).torch_type()(opt, **kwargs)
 

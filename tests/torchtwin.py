@@ -54,8 +54,15 @@ LIVE_CAP = 2100
 MOMENTUM = tuple(e.name for e in registry.entries("momentum"))
 COMPOSITES = tuple(e.name for e in registry.entries() if e.composite)
 # Members whose torch update multiplies the lr: a chain of them is the product of their values.
-MULTIPLICATIVE = ("step_lr", "multi_step_lr", "constant_lr", "linear_lr", "exponential_lr", "polynomial_lr",
-                  "multiplicative_lr")
+MULTIPLICATIVE = (
+    "step_lr",
+    "multi_step_lr",
+    "constant_lr",
+    "linear_lr",
+    "exponential_lr",
+    "polynomial_lr",
+    "multiplicative_lr",
+)
 
 
 def torch_class(name: str) -> tuple[str, str] | None:
@@ -66,8 +73,11 @@ def torch_class(name: str) -> tuple[str, str] | None:
 
 @functools.cache
 def _torch_classes() -> dict[str, tuple[str, str]]:
-    out = {e.name: (e.torch_module, e.torch_class) for e in registry.entries() if e.torch_class is not None
-           and e.role in ("lr", "momentum")}
+    out = {
+        e.name: (e.torch_module, e.torch_class)
+        for e in registry.entries()
+        if e.torch_class is not None and e.role in ("lr", "momentum")
+    }
     for e in registry.entries():
         if e.momentum is not None and e.name in out:
             out[e.momentum] = out[e.name]
@@ -91,8 +101,16 @@ class Fn:
     steps where the function changes regime (for the boundary steps of a test).
     """
 
-    def __init__(self, name: str, raw: Callable, *, kind: str = "jax", uses_jax: bool = False,
-                 constant: float | None = None, marks: tuple[int, ...] = ()):
+    def __init__(
+        self,
+        name: str,
+        raw: Callable,
+        *,
+        kind: str = "jax",
+        uses_jax: bool = False,
+        constant: float | None = None,
+        marks: tuple[int, ...] = (),
+    ):
         self.name = name
         self.raw = raw
         self.kind = kind
@@ -302,11 +320,14 @@ class TorchRun:
         name = cfg["name"]
         if name == "chained_scheduler":
             members = [self._build(m, raw) for m in cfg["schedules"]]
-            return importlib.import_module("torch.optim.lr_scheduler").ChainedScheduler(members, optimizer=self.optimizer)
+            return importlib.import_module("torch.optim.lr_scheduler").ChainedScheduler(
+                members, optimizer=self.optimizer
+            )
         if name == "sequential_lr":
             members = [self._build(m, raw) for m in cfg["schedules"]]
             return importlib.import_module("torch.optim.lr_scheduler").SequentialLR(
-                self.optimizer, members, milestones=_plain(cfg["milestones"]))
+                self.optimizer, members, milestones=_plain(cfg["milestones"])
+            )
         module, cls = _torch_classes()[name]
         return getattr(importlib.import_module(module), cls)(self.optimizer, **_torch_kwargs(cfg, raw, self.n_groups))
 
@@ -655,7 +676,9 @@ def _composite_far(cfg: dict, t: int) -> tuple[float, ...] | None:
             return None
         return _broadcast(value(member, t - ms[idx - 1]), G)
     members = cfg["schedules"]
-    if not all(m["name"] in MULTIPLICATIVE and _closed_semantics(m) in ("epoch", "power", "settled:0") for m in members):
+    if not all(
+        m["name"] in MULTIPLICATIVE and _closed_semantics(m) in ("epoch", "power", "settled:0") for m in members
+    ):
         return None
     base = _as_list(optimizer_lr(cfg), G)
     out = [float(b) for b in base]

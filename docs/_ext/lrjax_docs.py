@@ -30,9 +30,18 @@ from sphinx.util.nodes import nested_parse_with_titles
 
 # Which section of the API reference each private module's names go to (in this order).
 SECTIONS = [
-    ("Schedules: one per torch class",
-     ["lrjax._step", "lrjax._linear", "lrjax._cosine", "lrjax._cyclic", "lrjax._one_cycle",
-      "lrjax._lambda", "lrjax._swa"]),
+    (
+        "Schedules: one per torch class",
+        [
+            "lrjax._step",
+            "lrjax._linear",
+            "lrjax._cosine",
+            "lrjax._cyclic",
+            "lrjax._one_cycle",
+            "lrjax._lambda",
+            "lrjax._swa",
+        ],
+    ),
     ("Composition and per-epoch use", ["lrjax._compose", "lrjax._epoch"]),
     ("ReduceLROnPlateau", ["lrjax._plateau"]),
     ("Configs and conversion from torch", ["lrjax._config", "lrjax._torch"]),
@@ -95,8 +104,7 @@ def api_rst() -> str:
         if importlib.util.find_spec(module) is None:
             continue
         importlib.import_module(module)
-        lines += [f"``{module}``", "-" * (len(module) + 4), "", f".. automodule:: {module}",
-                  "   :members:", ""]
+        lines += [f"``{module}``", "-" * (len(module) + 4), "", f".. automodule:: {module}", "   :members:", ""]
     return "\n".join(lines)
 
 
@@ -131,10 +139,11 @@ def _real_signature(obj: object) -> inspect.Signature:
     code = fn.__code__
     positional = code.co_varnames[: code.co_argcount]
     values = fn.__defaults__ or ()
-    real = dict(zip(positional[len(positional) - len(values):], values))
+    real = dict(zip(positional[len(positional) - len(values) :], values))
     real.update(fn.__kwdefaults__ or {})
-    return sig.replace(parameters=[p.replace(default=real[p.name]) if p.name in real else p
-                                   for p in sig.parameters.values()])
+    return sig.replace(
+        parameters=[p.replace(default=real[p.name]) if p.name in real else p for p in sig.parameters.values()]
+    )
 
 
 def signature(fn: object, drop: tuple[str, ...] = ()) -> str:
@@ -179,8 +188,15 @@ def torch_table_rows() -> list[TorchRow]:
         prefix = "" if entry.torch_module == "torch.optim.lr_scheduler" else f"{entry.torch_module}."
         torch_call = f"{prefix}{entry.torch_class}{signature(entry.torch_type(), TORCH_ONLY)}"
         ports = [entry] + ([registry.lookup(entry.momentum)] if entry.momentum else [])
-        rows.append(TorchRow(entry.torch_class, torch_call, entry.torch_link,
-                             [(e.name, f"{e.name}{signature(e.factory)}") for e in ports], entry.role))
+        rows.append(
+            TorchRow(
+                entry.torch_class,
+                torch_call,
+                entry.torch_link,
+                [(e.name, f"{e.name}{signature(e.factory)}") for e in ports],
+                entry.role,
+            )
+        )
     return rows
 
 
@@ -201,8 +217,9 @@ def _row(cells: list[nodes.Node]) -> nodes.row:
 
 def _api_link(name: str, child: nodes.Node) -> addnodes.pending_xref:
     """A link to ``lrjax.<name>`` in the API reference (a warning, so a failed build, where it is missing)."""
-    return addnodes.pending_xref("", child, refdomain="py", reftype="func", reftarget=f"lrjax.{name}",
-                                 refexplicit=True, refwarn=True)
+    return addnodes.pending_xref(
+        "", child, refdomain="py", reftype="func", reftarget=f"lrjax.{name}", refexplicit=True, refwarn=True
+    )
 
 
 class LrjaxTorchTable(SphinxDirective):
@@ -262,7 +279,7 @@ class LrjaxGallery(SphinxDirective):
         body = nodes.tbody()
         for start in range(0, len(classes), self.columns):
             cells: list[nodes.Node] = []
-            for name in classes[start:start + self.columns]:
+            for name in classes[start : start + self.columns]:
                 image = nodes.image(uri=f"gallery/{name}.png", alt=name)
                 self.set_source_info(image)
                 cells.append(image)
@@ -323,8 +340,7 @@ def _on_include_read(app, relative_path, parent_docname: str, content: list[str]
     srcdir = str(app.srcdir)
     included = os.path.normpath(os.path.join(srcdir, str(relative_path)))
     doc_dir = os.path.dirname(app.env.doc2path(parent_docname))
-    content[0] = rewrite_links(content[0], os.path.dirname(included), doc_dir, srcdir,
-                               os.path.dirname(srcdir))
+    content[0] = rewrite_links(content[0], os.path.dirname(included), doc_dir, srcdir, os.path.dirname(srcdir))
 
 
 def _skip_namedtuple_fields(app, what, name, obj, skip, options):

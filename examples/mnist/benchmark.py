@@ -50,8 +50,9 @@ def bench_model(model: str, steps: int, repeats: int) -> dict[str, float]:
     def fresh():
         return jax.tree.map(lambda x: x.copy(), state0)
 
-    scan_runner = epochs.Runner(train.make_train_step(graphdef, tx, plan), train.make_eval_step(graphdef), None,
-                                "scan", progress=False)
+    scan_runner = epochs.Runner(
+        train.make_train_step(graphdef, tx, plan), train.make_eval_step(graphdef), None, "scan", progress=False
+    )
 
     def run_scan(pieces):
         def go():
@@ -60,6 +61,7 @@ def bench_model(model: str, steps: int, repeats: int) -> dict[str, float]:
             for a, b in epochs.chunks(steps, pieces):
                 state, _ = scan_runner._scan(state, batches, first, b - a)
             jax.block_until_ready(state)
+
         return go
 
     def run_python(step_at):
@@ -69,6 +71,7 @@ def bench_model(model: str, steps: int, repeats: int) -> dict[str, float]:
             for i in range(steps):
                 state, _ = step_at(state, batches, first)
             jax.block_until_ready(state)
+
         return go
 
     results["scan"] = _time(run_scan(1), repeats)
@@ -173,15 +176,19 @@ def main() -> None:
     p.add_argument("--steps", type=int, nargs="+", default=[63, 16], help="batches per timed epoch, per model")
     p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
-    print(f"jax {jax.__version__}, optax {optax.__version__}, backend {jax.default_backend()}, "
-          f"devices {jax.devices()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"jax {jax.__version__}, optax {optax.__version__}, backend {jax.default_backend()}, "
+        f"devices {jax.devices()}, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}"
+    )
     for model, steps in zip(args.models, args.steps + args.steps[-1:] * len(args.models)):
         results = bench_model(model, steps, args.repeats)
         base = results["python"]
         print(f"\n{model}: {steps} steps of batch 64, median of {args.repeats}")
         for name, seconds in results.items():
-            print(f"  {name:36s} {seconds * 1e3:9.2f} ms/epoch  {seconds / steps * 1e6:9.1f} us/step  "
-                  f"{base / seconds:6.2f}x the python loop's speed")
+            print(
+                f"  {name:36s} {seconds * 1e3:9.2f} ms/epoch  {seconds / steps * 1e6:9.1f} us/step  "
+                f"{base / seconds:6.2f}x the python loop's speed"
+            )
 
 
 if __name__ == "__main__":

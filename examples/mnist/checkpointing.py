@@ -50,8 +50,10 @@ class CheckpointWriteError(RuntimeError):
 
 def layout(tree: Any) -> list[list[Any]]:
     """``[path, shape, dtype]`` of every leaf of ``tree`` (arrays or ``jax.ShapeDtypeStruct``)."""
-    return [[jax.tree_util.keystr(path, simple=True, separator="/"), list(np.shape(x)), str(np.dtype(x.dtype))]
-            for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    return [
+        [jax.tree_util.keystr(path, simple=True, separator="/"), list(np.shape(x)), str(np.dtype(x.dtype))]
+        for path, x in jax.tree_util.tree_flatten_with_path(tree)[0]
+    ]
 
 
 def digest(tree: Any) -> str:
@@ -84,24 +86,42 @@ class Checkpoints:
     (orbax writes in a background thread; the next save, ``wait`` and ``close`` wait for it).
     """
 
-    def __init__(self, directory: str, keep: int = 3, *, every_steps: int = 0, every_epochs: int = 0,
-                 steps_per_epoch: int = 1, read_only: bool = False):
+    def __init__(
+        self,
+        directory: str,
+        keep: int = 3,
+        *,
+        every_steps: int = 0,
+        every_epochs: int = 0,
+        steps_per_epoch: int = 1,
+        read_only: bool = False,
+    ):
         import orbax.checkpoint as ocp
 
         self._ocp = ocp
         self.directory = os.path.abspath(directory)
-        policies = [ocp.checkpoint_managers.FixedIntervalPolicy(n)
-                    for n in (every_steps, every_epochs * steps_per_epoch) if n > 0]
+        policies = [
+            ocp.checkpoint_managers.FixedIntervalPolicy(n)
+            for n in (every_steps, every_epochs * steps_per_epoch)
+            if n > 0
+        ]
         # read_only: for a look at another run's checkpoints (which may be being written): no cleanup.
         options = ocp.CheckpointManagerOptions(
-            max_to_keep=keep, cleanup_tmp_directories=not read_only, create=not read_only, read_only=read_only,
+            max_to_keep=keep,
+            cleanup_tmp_directories=not read_only,
+            create=not read_only,
+            read_only=read_only,
             save_interval_steps=0 if read_only else 1,
-            save_decision_policy=ocp.checkpoint_managers.AnySavePolicy(policies))
+            save_decision_policy=ocp.checkpoint_managers.AnySavePolicy(policies),
+        )
         try:
-            self._manager = ocp.CheckpointManager(self.directory, options=options,
-                                                  item_handlers={"state": ocp.StandardCheckpointHandler()})
+            self._manager = ocp.CheckpointManager(
+                self.directory, options=options, item_handlers={"state": ocp.StandardCheckpointHandler()}
+            )
         except OSError as e:
-            raise CheckpointError(f"cannot use the checkpoint directory {self.directory!r}: {e.strerror or e}") from None
+            raise CheckpointError(
+                f"cannot use the checkpoint directory {self.directory!r}: {e.strerror or e}"
+            ) from None
         self._last_saved: int | None = self.latest()
 
     # --- what is there ---
@@ -130,13 +150,19 @@ class Checkpoints:
         :class:`CheckpointWriteError` if this or the previous save failed.
         """
         state = jax.tree.map(lambda x: np.array(x, copy=True), state)
-        meta = {"format": FORMAT, **json.loads(json.dumps(meta)), "step": int(step), "layout": layout(state),
-                "sha256": digest(state)}
+        meta = {
+            "format": FORMAT,
+            **json.loads(json.dumps(meta)),
+            "step": int(step),
+            "layout": layout(state),
+            "sha256": digest(state),
+        }
         meta["meta_sha256"] = _meta_digest(meta)
         args = self._ocp.args
         try:
-            self._manager.save(int(step), args=args.Composite(state=args.StandardSave(state)),
-                               custom_metadata=meta, force=force)
+            self._manager.save(
+                int(step), args=args.Composite(state=args.StandardSave(state)), custom_metadata=meta, force=force
+            )
         except Exception as e:  # noqa: BLE001 - orbax/tensorstore/OS errors all mean: not written
             raise self._write_error(step, e) from None
         self._last_saved = int(step)
@@ -165,7 +191,9 @@ class Checkpoints:
         where = f"the last good checkpoint is {last}" if last else "there is no earlier checkpoint"
         return CheckpointWriteError(
             f"could not write a checkpoint in {self.directory} ({_os_cause(error)}); {where}. "
-            "Free disk space or make the directory writable, then run the same command with --resume.", last)
+            "Free disk space or make the directory writable, then run the same command with --resume.",
+            last,
+        )
 
     def _safe_steps(self) -> list[int]:
         try:
@@ -183,12 +211,16 @@ class Checkpoints:
             raise self._corrupt(step, e) from None
         if not isinstance(meta, dict) or not meta:
             if os.path.isdir(os.path.join(self.path(step), "meta")):  # format 1 kept its record in an item
-                raise CheckpointError(f"{self.path(step)} was written by an earlier version of this trainer and "
-                                      "cannot be resumed: start a new run without --resume (it moves it aside).")
+                raise CheckpointError(
+                    f"{self.path(step)} was written by an earlier version of this trainer and "
+                    "cannot be resumed: start a new run without --resume (it moves it aside)."
+                )
             raise self._corrupt(step, "its record (orbax's custom metadata) is missing or unreadable")
         if meta.get("format") != FORMAT or meta.get("step") != step:
-            raise CheckpointError(f"{self.path(step)} is not a checkpoint of this trainer "
-                                  f"(format {meta.get('format')!r}, expected {FORMAT!r}).")
+            raise CheckpointError(
+                f"{self.path(step)} is not a checkpoint of this trainer "
+                f"(format {meta.get('format')!r}, expected {FORMAT!r})."
+            )
         if meta.get("meta_sha256") != _meta_digest(meta):
             raise self._corrupt(step, "its record does not match the checksum saved with it")
         return meta
@@ -203,8 +235,10 @@ class Checkpoints:
         meta = self.read_meta(step) if meta is None else meta
         expected, found = layout(abstract_state), meta.get("layout")
         if found != expected:
-            raise CheckpointError(f"{self.path(step)} holds a different model or optimizer state: "
-                                  f"{describe_layout_difference(found or [], expected)}")
+            raise CheckpointError(
+                f"{self.path(step)} holds a different model or optimizer state: "
+                f"{describe_layout_difference(found or [], expected)}"
+            )
         target = jax.tree.map(lambda x: np.zeros(x.shape, x.dtype), abstract_state)
         args = self._ocp.args
         try:
@@ -219,11 +253,15 @@ class Checkpoints:
     def _corrupt(self, step: int, error: Any) -> CheckpointError:
         text = _first_line(error) if isinstance(error, BaseException) else str(error)
         older = [s for s in self.steps() if s < step]
-        hint = (f"The previous checkpoint (step {older[-1]}) is untouched: delete {self.path(step)} and run "
-                "again with --resume to continue from it, or start a new run without --resume." if older else
-                "Start a new run without --resume.")
-        return CheckpointError(f"checkpoint {self.path(step)} is corrupt or incomplete ({text}); "
-                               f"nothing was loaded from it. {hint}")
+        hint = (
+            f"The previous checkpoint (step {older[-1]}) is untouched: delete {self.path(step)} and run "
+            "again with --resume to continue from it, or start a new run without --resume."
+            if older
+            else "Start a new run without --resume."
+        )
+        return CheckpointError(
+            f"checkpoint {self.path(step)} is corrupt or incomplete ({text}); nothing was loaded from it. {hint}"
+        )
 
 
 def _meta_digest(meta: dict[str, Any]) -> str:

@@ -81,9 +81,18 @@ class Runner:
         on_nonfinite: see ``nonfinite.guard_step``.
     """
 
-    def __init__(self, train_step: Callable, eval_step: Callable, plateau_update: Callable | None, loop: str,
-                 progress: bool, progress_updates: int = 20, *, mesh: jax.sharding.Mesh | None = None,
-                 on_nonfinite: str = "stop"):
+    def __init__(
+        self,
+        train_step: Callable,
+        eval_step: Callable,
+        plateau_update: Callable | None,
+        loop: str,
+        progress: bool,
+        progress_updates: int = 20,
+        *,
+        mesh: jax.sharding.Mesh | None = None,
+        on_nonfinite: str = "stop",
+    ):
         self.loop, self.progress, self.progress_updates = loop, progress, progress_updates
         self.shardings = parallel.Shardings(parallel.make_mesh() if mesh is None else mesh)
         step = guard_step(train_step, on_nonfinite)
@@ -144,7 +153,8 @@ class Runner:
         return sorted(cuts)
 
     def segment(self, state: Any, batches: dict[str, jax.Array], first: jax.Array, a: int, b: int):
-        """Updates ``a .. b-1`` of the epoch (``state.step`` is ``first + a``): ``(state, per-step metrics)``, on the device."""
+        """Updates ``a .. b-1`` of the epoch (``state.step`` is ``first + a``): ``(state, per-step metrics)``,
+        on the device."""
         if self.loop == "scan":
             return self._scan(state, batches, first, b - a)
         outs = []
@@ -153,8 +163,9 @@ class Runner:
             outs.append(out)
         return state, jax.tree.map(lambda *xs: jnp.stack(xs), *outs)
 
-    def pieces(self, state: Any, batches: dict[str, jax.Array], first: jax.Array, start: int, cuts: list[int],
-               bar: Any) -> Iterator[tuple[Any, dict[str, jax.Array], int]]:
+    def pieces(
+        self, state: Any, batches: dict[str, jax.Array], first: jax.Array, start: int, cuts: list[int], bar: Any
+    ) -> Iterator[tuple[Any, dict[str, jax.Array], int]]:
         """Runs the epoch from position ``start``, one piece per cut after it (a ``segment`` each), advancing
         ``bar``; yields ``(state, per-step metrics on the device, end of the piece)``."""
         a = start
@@ -166,8 +177,9 @@ class Runner:
             yield state, out, b
             a = b
 
-    def run_epoch(self, state: Any, batches: dict[str, np.ndarray], first_step: int, desc: str = "",
-                  start: int = 0) -> tuple[Any, dict[str, np.ndarray]]:
+    def run_epoch(
+        self, state: Any, batches: dict[str, np.ndarray], first_step: int, desc: str = "", start: int = 0
+    ) -> tuple[Any, dict[str, np.ndarray]]:
         """Trains on ``batches[start:]`` (arrays with leading axes (steps, batch)), without checkpoints.
 
         ``first_step`` is the update count at the start of the epoch (``state.step`` must be
@@ -194,8 +206,10 @@ class Runner:
         n = self.num_devices
         size = -(-min(batch_size, len(split)) // n) * n
         stacked = input_pipeline.batch(split, np.arange(len(split), dtype=np.int32), size)
-        return [parallel.feed({k: v[i] for k, v in stacked.items()}, self.shardings.batch, batch_axis=0)
-                for i in range(stacked["label"].shape[0])]
+        return [
+            parallel.feed({k: v[i] for k, v in stacked.items()}, self.shardings.batch, batch_axis=0)
+            for i in range(stacked["label"].shape[0])
+        ]
 
     def evaluate(self, params: Any, batches: list[dict[str, jax.Array]]) -> tuple[float, float]:
         """``(mean loss, accuracy in %)`` over ``batches`` (from :meth:`eval_batches`), summed over all devices."""

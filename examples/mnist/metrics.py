@@ -54,8 +54,9 @@ class MetricsWriter:
     def _io(self, what: str, path: str, error: OSError) -> OutputError:
         return OutputError(f"could not {what} {path}: {error.strerror or error}")
 
-    def start(self, rows: Sequence[dict[str, Any]], keys: list[str], steps_done: int,
-              steps_per_epoch: int) -> dict[str, np.ndarray]:
+    def start(
+        self, rows: Sequence[dict[str, Any]], keys: list[str], steps_done: int, steps_per_epoch: int
+    ) -> dict[str, np.ndarray]:
         """Starts the logs of a run whose first ``steps_done`` updates (and ``rows``) are done.
 
         A new run (``steps_done == 0``) starts both files afresh. A resumed run rewrites
@@ -105,8 +106,9 @@ class MetricsWriter:
             self._events = EventFileWriter(self.tensorboard_dir)
         except OSError as e:
             raise self._io("write", self.tensorboard_dir, e) from None
-        self._events.add_event(Event(wall_time=time.time(), step=steps_done,
-                                     session_log=SessionLog(status=SessionLog.START)))
+        self._events.add_event(
+            Event(wall_time=time.time(), step=steps_done, session_log=SessionLog(status=SessionLog.START))
+        )
 
     def _scalars(self, step: int, values: dict[str, float]) -> None:
         from tensorboard.compat.proto.event_pb2 import Event
@@ -134,8 +136,14 @@ class MetricsWriter:
         if self._events is not None:
             for i in range(n):
                 self._scalars(first_step + i + 1, {f"update/{k}": steps[k][i] for k in self._keys})
-            self._scalars(row["step"], {f"epoch/{k}": row[k] for k in
-                                        ("lr", "momentum", "train_loss", "test_loss", "test_accuracy") if k in row})
+            self._scalars(
+                row["step"],
+                {
+                    f"epoch/{k}": row[k]
+                    for k in ("lr", "momentum", "train_loss", "test_loss", "test_accuracy")
+                    if k in row
+                },
+            )
 
     def close(self) -> None:
         if self._events is not None:
@@ -151,8 +159,9 @@ def read_jsonl(path: str) -> list[dict[str, Any]]:
         return [json.loads(line) for line in f if line.strip()]
 
 
-def plot(history: Sequence[dict[str, Any]], steps: dict[str, np.ndarray], steps_per_epoch: int, path: str,
-         title: str = "") -> str:
+def plot(
+    history: Sequence[dict[str, Any]], steps: dict[str, np.ndarray], steps_per_epoch: int, path: str, title: str = ""
+) -> str:
     """Three panels against epochs: lr (and momentum), train/test loss, test accuracy. Returns ``path``."""
     from matplotlib.figure import Figure
 
@@ -176,8 +185,13 @@ def plot(history: Sequence[dict[str, Any]], steps: dict[str, np.ndarray], steps_
         ax_lr.legend(handles=ax_lr.get_lines() + ax_m.get_lines(), loc="best")
 
     ax_loss.plot(x_steps, steps["loss"], color="tab:blue", alpha=0.25, lw=0.8, label="train loss (batch)")
-    ax_loss.plot(epochs - 0.5, [r["train_loss"] for r in history], "o-", color="tab:blue",
-                 label="train loss (epoch mean, at mid-epoch)")
+    ax_loss.plot(
+        epochs - 0.5,
+        [r["train_loss"] for r in history],
+        "o-",
+        color="tab:blue",
+        label="train loss (epoch mean, at mid-epoch)",
+    )
     ax_loss.plot(epochs, [r["test_loss"] for r in history], "s-", color="tab:red", label="test loss")
     ax_loss.set_xlabel("epoch")
     ax_loss.set_ylabel("cross-entropy")

@@ -60,8 +60,11 @@ def guard_step(train_step: Callable, on_nonfinite: str = "stop") -> Callable:
             return jnp.where(apply, n, o)
 
         count = new.step if on_nonfinite == "skip" else keep(new.step, state.step)
-        state = state._replace(step=count, params=jax.tree.map(keep, new.params, state.params),
-                               opt_state=jax.tree.map(keep, new.opt_state, state.opt_state))
+        state = state._replace(
+            step=count,
+            params=jax.tree.map(keep, new.params, state.params),
+            opt_state=jax.tree.map(keep, new.opt_state, state.opt_state),
+        )
         if on_nonfinite == "stop":
             halted = halted | ~ok
         return (state, halted), {**out, "finite": apply}
@@ -69,14 +72,20 @@ def guard_step(train_step: Callable, on_nonfinite: str = "stop") -> Callable:
     return step
 
 
-def stop_message(step: int, epoch: int, position: int, steps_per_epoch: int, loss: float, lr: float,
-                 checkpoint: str | None) -> str:
+def stop_message(
+    step: int, epoch: int, position: int, steps_per_epoch: int, loss: float, lr: float, checkpoint: str | None
+) -> str:
     """The error of a stopped run: where, what, where the last good state is, what to do."""
     what = f"loss {loss}" if not math.isfinite(loss) else f"loss {loss:.4g} but non-finite parameters after it"
     updates = f"{step} update{'' if step == 1 else 's'}"
-    saved = (f"The last good state (after {updates}) is saved in {checkpoint}. " if checkpoint else
-             f"The last good state (after {updates}) is in this error's .state. ")
-    return (f"non-finite training at update {step + 1} (epoch {epoch}, batch {position + 1} of {steps_per_epoch}): "
-            f"{what}, lr {lr:.6g}. Training stopped without applying it. {saved}Lower the learning rate or check "
-            "the data; --resume retries from there (--on-nonfinite skip drops such updates, --on-nonfinite "
-            "continue applies them).")
+    saved = (
+        f"The last good state (after {updates}) is saved in {checkpoint}. "
+        if checkpoint
+        else f"The last good state (after {updates}) is in this error's .state. "
+    )
+    return (
+        f"non-finite training at update {step + 1} (epoch {epoch}, batch {position + 1} of {steps_per_epoch}): "
+        f"{what}, lr {lr:.6g}. Training stopped without applying it. {saved}Lower the learning rate or check "
+        "the data; --resume retries from there (--on-nonfinite skip drops such updates, --on-nonfinite "
+        "continue applies them)."
+    )

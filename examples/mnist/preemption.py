@@ -30,7 +30,8 @@ class RunStopped(RuntimeError):
 
 
 class StopRequests:
-    """Catches SIGTERM and SIGINT while a checkpointed run trains (``enabled``); ``requested()`` says whether to stop."""
+    """Catches SIGTERM and SIGINT while a checkpointed run trains (``enabled``); ``requested()`` says whether
+    to stop."""
 
     SIGNALS = (signal.SIGTERM, signal.SIGINT)
 

@@ -25,14 +25,30 @@ from examples.mnist.validation import ConfigError
 # OneCycleLR) then change too, and the resumed run says so. loop/progress/checkpoint_every_steps
 # decide how updates are grouped into compiled pieces: a different grouping can change float
 # rounding, so a bitwise-identical continuation needs the same values.
-EXECUTION_FIELDS = frozenset({"epochs", "data_dir", "loop", "progress", "plot", "tensorboard", "checkpoint",
-                              "checkpoint_every_epochs", "checkpoint_every_steps", "keep_checkpoints",
-                              "resume", "resume_with_changes", "on_nonfinite"})
+EXECUTION_FIELDS = frozenset(
+    {
+        "epochs",
+        "data_dir",
+        "loop",
+        "progress",
+        "plot",
+        "tensorboard",
+        "checkpoint",
+        "checkpoint_every_epochs",
+        "checkpoint_every_steps",
+        "keep_checkpoints",
+        "resume",
+        "resume_with_changes",
+        "on_nonfinite",
+    }
+)
 _FUNCTION = "<python function "
 
 
 def _jsonable(value: Any) -> Any:
-    return json.loads(json.dumps(value, default=lambda o: f"{_FUNCTION}{getattr(o, '__qualname__', type(o).__name__)}>"))
+    return json.loads(
+        json.dumps(value, default=lambda o: f"{_FUNCTION}{getattr(o, '__qualname__', type(o).__name__)}>")
+    )
 
 
 def config_record(config: Config) -> dict[str, Any]:
@@ -50,8 +66,14 @@ def order_digest(seed: int, epoch: int, n: int) -> str:
     return hashlib.sha256(input_pipeline.epoch_order(seed, epoch, n).tobytes()).hexdigest()
 
 
-def check_resumable(meta: dict[str, Any], config: Config, steps_per_epoch: int, num_examples: int,
-                    where: str, log: Callable[[str], None]) -> None:
+def check_resumable(
+    meta: dict[str, Any],
+    config: Config,
+    steps_per_epoch: int,
+    num_examples: int,
+    where: str,
+    log: Callable[[str], None],
+) -> None:
     """Raises CheckpointError if checkpoint ``meta`` is not a state of the run ``config`` describes."""
     theirs, ours = run_fields(meta.get("config", {})), run_fields(config)
     changed = [k for k in sorted(set(theirs) | set(ours)) if theirs.get(k) != ours.get(k)]
@@ -66,15 +88,20 @@ def check_resumable(meta: dict[str, Any], config: Config, steps_per_epoch: int, 
         raise CheckpointError(
             f"cannot resume from {where}: it is a state of a different run ({'; '.join(problems)}). "
             "Resume with the run's settings, or pass --resume-with-changes to continue it with the new ones, "
-            "or start a new run (without --resume, or in another --workdir).")
+            "or start a new run (without --resume, or in another --workdir)."
+        )
     for problem in problems:
         log(f"Resuming with a change: {problem}")
     if step > config.epochs * steps_per_epoch:
-        raise CheckpointError(f"cannot resume from {where}: it is after {step} updates, beyond the "
-                              f"{config.epochs} epochs ({config.epochs * steps_per_epoch} updates) asked for.")
+        raise CheckpointError(
+            f"cannot resume from {where}: it is after {step} updates, beyond the "
+            f"{config.epochs} epochs ({config.epochs * steps_per_epoch} updates) asked for."
+        )
     if meta.get("config", {}).get("epochs") != config.epochs:
-        log(f"Resuming with {config.epochs} epochs instead of {meta.get('config', {}).get('epochs')} (schedules "
-            "whose length follows from the run's, such as T_max or OneCycleLR's, follow the new length).")
+        log(
+            f"Resuming with {config.epochs} epochs instead of {meta.get('config', {}).get('epochs')} (schedules "
+            "whose length follows from the run's, such as T_max or OneCycleLR's, follow the new length)."
+        )
 
 
 def saved_config(workdir: str) -> Config | None:
@@ -100,7 +127,9 @@ def saved_config(workdir: str) -> Config | None:
     if not isinstance(record, dict):
         raise CheckpointError(f"{os.path.join(directory, str(step))} holds no config to resume with")
     if _FUNCTION in json.dumps(record):
-        raise ConfigError(f"the run in {workdir!r} used a Python function in its schedule, which a checkpoint cannot "
-                          "hold: resume with its Python config file, --config FILE.py --resume.")
+        raise ConfigError(
+            f"the run in {workdir!r} used a Python function in its schedule, which a checkpoint cannot "
+            "hold: resume with its Python config file, --config FILE.py --resume."
+        )
     fields = {f.name for f in dataclasses.fields(Config)}
     return dataclasses.replace(Config(), **{k: v for k, v in record.items() if k in fields})

@@ -32,14 +32,15 @@ import jax.numpy as jnp
 import optax
 
 import lrjax
-from lrjax import registry
-
 from examples.mnist.configs.default import Config
 from examples.mnist.validation import ConfigError, check_numbers
+from lrjax import registry
 
 PLATEAU_METRICS = ("test_loss", "test_accuracy")
-FUNCTION_HINT = ("A JSON file or a flag holds data, never code: write a Python config file whose get_config() "
-                 "sets the function (see examples/mnist/configs/lambda_lr.py) and pass --config FILE.py.")
+FUNCTION_HINT = (
+    "A JSON file or a flag holds data, never code: write a Python config file whose get_config() "
+    "sets the function (see examples/mnist/configs/lambda_lr.py) and pass --config FILE.py."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,9 +79,11 @@ def entry(config: Any) -> registry.Entry:
     try:
         return registry.lookup(name)
     except ValueError as e:
-        raise ConfigError(str(e) if isinstance(name, str) else
-                          f"a schedule config needs a string 'name' (one of {', '.join(registry.names())}), "
-                          f"got {config!r}") from None
+        raise ConfigError(
+            str(e)
+            if isinstance(name, str)
+            else f"a schedule config needs a string 'name' (one of {', '.join(registry.names())}), got {config!r}"
+        ) from None
 
 
 def _split(config: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -100,8 +103,10 @@ def _check_keywords(config: Any, where: str) -> None:
     unknown = [k for k in lr_part if k != "name" and k not in params]
     if unknown:
         valid = list(params) + (["cycle_momentum", "base_momentum", "max_momentum"] if e.momentum else [])
-        raise ConfigError(f"unknown keyword{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
-                          f"{e.name}. Valid keywords: {', '.join(valid)}.")
+        raise ConfigError(
+            f"unknown keyword{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+            f"{e.name}. Valid keywords: {', '.join(valid)}."
+        )
     for key, value in lr_part.items():
         annotation = str(params[key].annotation) if key in params else ""
         if ("Callable" in annotation or "Lambda" in annotation) and not _callables(value):
@@ -140,8 +145,10 @@ def precheck(config: Config) -> None:
     """Checks the schedules' and the optimizer's names, keywords and value types, without the data."""
     _check_keywords(config.schedule, "schedule")
     if entry(config.schedule).role == "momentum":
-        raise ConfigError(f"{entry(config.schedule).name} is a momentum schedule; give it as momentum_schedule "
-                          "(--momentum-schedule), and a learning-rate schedule as schedule.")
+        raise ConfigError(
+            f"{entry(config.schedule).name} is a momentum schedule; give it as momentum_schedule "
+            "(--momentum-schedule), and a learning-rate schedule as schedule."
+        )
     if config.momentum_schedule is not None:
         _check_keywords(config.momentum_schedule, "momentum_schedule")
         if entry(config.momentum_schedule).role != "momentum":
@@ -171,13 +178,19 @@ def make_plan(config: Config, steps_per_epoch: int) -> Plan:
     e = entry(config.schedule)
     unit = resolve_unit(config)
     if config.epochs * steps_per_epoch >= 2**31:
-        raise ConfigError(f"{config.epochs} epochs of {steps_per_epoch} updates are {config.epochs * steps_per_epoch} "
-                          "updates: the update count is an int32, so a run has fewer than 2**31.")
+        raise ConfigError(
+            f"{config.epochs} epochs of {steps_per_epoch} updates are {config.epochs * steps_per_epoch} "
+            "updates: the update count is an int32, so a run has fewer than 2**31."
+        )
     units = config.epochs * (steps_per_epoch if unit == "step" else 1)
     # Keywords torch requires that follow from the run: the lr, T_max (the whole run), and the
     # length of a one-cycle. A value in the config wins.
-    defaults = {"base_lr": config.learning_rate, "T_max": max(units - config.warmup, 1), "epochs": config.epochs,
-                "steps_per_epoch": steps_per_epoch if unit == "step" else 1}
+    defaults = {
+        "base_lr": config.learning_rate,
+        "T_max": max(units - config.warmup, 1),
+        "epochs": config.epochs,
+        "steps_per_epoch": steps_per_epoch if unit == "step" else 1,
+    }
     schedule_cfg, momentum_cfg = _split(copy.copy(config.schedule))
     if config.momentum_schedule is not None:
         momentum_cfg = dict(config.momentum_schedule)
@@ -187,12 +200,15 @@ def make_plan(config: Config, steps_per_epoch: int) -> Plan:
 
     warm = None
     if config.warmup:
-        warm = lrjax.linear_lr(config.learning_rate, start_factor=config.warmup_start_factor, end_factor=1.0,
-                               total_iters=config.warmup)
+        warm = lrjax.linear_lr(
+            config.learning_rate, start_factor=config.warmup_start_factor, end_factor=1.0, total_iters=config.warmup
+        )
     plateau = lr = None
     if e.role == "plateau":
         if config.plateau_metric not in PLATEAU_METRICS:
-            raise ConfigError(f"plateau_metric must be one of {', '.join(PLATEAU_METRICS)}, got {config.plateau_metric!r}")
+            raise ConfigError(
+                f"plateau_metric must be one of {', '.join(PLATEAU_METRICS)}, got {config.plateau_metric!r}"
+            )
         schedule_cfg.setdefault("mode", "max" if config.plateau_metric == "test_accuracy" else "min")
         reduce = _build(schedule_cfg)
         description = f"{reduce!r} on {config.plateau_metric}, stepped per epoch"
@@ -215,8 +231,9 @@ def make_plan(config: Config, steps_per_epoch: int) -> Plan:
                 except ValueError as err:
                     raise ConfigError(f"warm-up followed by {e.name}: {err}") from None
             lr = per_unit(schedule)
-            description = f"{schedule!r}" + (f" stepped per epoch ({steps_per_epoch} updates)" if unit == "epoch"
-                                             else " stepped per update")
+            description = f"{schedule!r}" + (
+                f" stepped per epoch ({steps_per_epoch} updates)" if unit == "epoch" else " stepped per update"
+            )
     momentum = momentum_name = None
     if momentum_cfg is not None:
         momentum = per_unit(_build(momentum_cfg, **defaults))
@@ -227,9 +244,11 @@ def make_plan(config: Config, steps_per_epoch: int) -> Plan:
 
 def _plateau_alone(plateau: Any, base_lr: float) -> lrjax.PlateauSchedule:
     """A plateau on its own, in the interface of ``lrjax.sequential_plateau``/``chained_plateau``."""
-    return lrjax.PlateauSchedule(init=lambda: plateau.init(base_lr),
-                                 update=lambda state, metric, step: plateau.update(state, metric),
-                                 lr=lambda state, step: state.lr)
+    return lrjax.PlateauSchedule(
+        init=lambda: plateau.init(base_lr),
+        update=lambda state, metric, step: plateau.update(state, metric),
+        lr=lambda state, step: state.lr,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -240,9 +259,17 @@ def _plateau_alone(plateau: Any, base_lr: float) -> lrjax.PlateauSchedule:
 def optimizer_factory(name: str) -> Callable[..., optax.GradientTransformation]:
     factory = getattr(optax, name, None) if isinstance(name, str) and not name.startswith("_") else None
     if not callable(factory) or "learning_rate" not in _parameters(factory):
-        valid = sorted(n for n in dir(optax) if not n.startswith("_") and n.islower()
-                       and callable(getattr(optax, n)) and "learning_rate" in _parameters(getattr(optax, n)))
-        raise ConfigError(f"unknown optimizer {name!r}; any optax optimizer taking a learning_rate: {', '.join(valid)}.")
+        valid = sorted(
+            n
+            for n in dir(optax)
+            if not n.startswith("_")
+            and n.islower()
+            and callable(getattr(optax, n))
+            and "learning_rate" in _parameters(getattr(optax, n))
+        )
+        raise ConfigError(
+            f"unknown optimizer {name!r}; any optax optimizer taking a learning_rate: {', '.join(valid)}."
+        )
     return factory
 
 
@@ -258,8 +285,10 @@ def _momentum_hyperparam(optimizer: str) -> str:
     for name in ("momentum", "b1"):
         if name in params:
             return name
-    raise ConfigError(f"the momentum schedule needs an optimizer with a momentum (sgd) or b1 (adam, adamw, ...); "
-                      f"optax.{optimizer} has neither. Set cycle_momentum=False in the schedule to keep it off.")
+    raise ConfigError(
+        f"the momentum schedule needs an optimizer with a momentum (sgd) or b1 (adam, adamw, ...); "
+        f"optax.{optimizer} has neither. Set cycle_momentum=False in the schedule to keep it off."
+    )
 
 
 def _kind(param: inspect.Parameter) -> str:
@@ -282,14 +311,19 @@ def optimizer_kwargs(config: Config) -> dict[str, Any]:
     unknown = [k for k in kwargs if k not in params or k == "learning_rate"]
     if unknown:
         valid = [k for k in params if k != "learning_rate"]
-        raise ConfigError(f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
-                          f"optax.{config.optimizer} (give the lr as learning_rate / --lr). Valid: {', '.join(valid)}.")
+        raise ConfigError(
+            f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(map(repr, unknown))} for "
+            f"optax.{config.optimizer} (give the lr as learning_rate / --lr). Valid: {', '.join(valid)}."
+        )
     for key, value in kwargs.items():
         kind = _kind(params[key])
         if kind == "bool" and not isinstance(value, bool):
             raise ConfigError(f"{key} of optax.{config.optimizer} must be true or false, got {value!r}")
-        if kind == "number" and not (value is None and params[key].default is None) and (
-                isinstance(value, bool) or not isinstance(value, (int, float))):
+        if (
+            kind == "number"
+            and not (value is None and params[key].default is None)
+            and (isinstance(value, bool) or not isinstance(value, (int, float)))
+        ):
             raise ConfigError(f"{key} of optax.{config.optimizer} must be a number, got {value!r}")
     check_numbers(kwargs, f"optax.{config.optimizer}")
     return kwargs

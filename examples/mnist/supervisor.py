@@ -27,7 +27,8 @@ from typing import Any
 import jax
 import numpy as np
 
-from examples.mnist import checkpointing, epochs, metrics, parallel, resume, workdir as workdir_lib
+from examples.mnist import checkpointing, epochs, metrics, parallel, resume
+from examples.mnist import workdir as workdir_lib
 from examples.mnist.configs.default import Config
 from examples.mnist.nonfinite import NonFiniteError, stop_message
 from examples.mnist.preemption import RunStopped, StopRequests
@@ -85,8 +86,10 @@ class Supervisor:
             self.checkpoint_dir = workdir_lib.prepare(self.workdir, self.config.checkpoint)
             if self.primary:
                 if self.config.tensorboard and importlib.util.find_spec("tensorboard") is None:
-                    raise ConfigError("TensorBoard logs need the tensorboard package: pip install -e \".[examples]\", "
-                                      "or pass --no-tensorboard")
+                    raise ConfigError(
+                        'TensorBoard logs need the tensorboard package: pip install -e ".[examples]", '
+                        "or pass --no-tensorboard"
+                    )
                 self.writer = metrics.MetricsWriter(self.workdir, tensorboard=self.config.tensorboard)
             self.stop = StopRequests(self.config.checkpoint).__enter__()
         except BaseException:
@@ -108,8 +111,9 @@ class Supervisor:
 
     # --- start: a new state, or the latest checkpoint's ---
 
-    def start(self, abstract_state: Any, steps_per_epoch: int, num_examples: int, keys: list[str],
-              init: Callable[[], Any]) -> tuple[Any, dict[str, np.ndarray]]:
+    def start(
+        self, abstract_state: Any, steps_per_epoch: int, num_examples: int, keys: list[str], init: Callable[[], Any]
+    ) -> tuple[Any, dict[str, np.ndarray]]:
         """The initial state (host arrays if restored) and the per-step metrics of the epoch in progress.
 
         ``keys``: the per-step metrics the train step returns ("loss", "learning_rate", [momentum]);
@@ -120,8 +124,9 @@ class Supervisor:
             self._open_checkpoints()
         latest = self.ckpts.latest() if (self.ckpts is not None and config.resume) else None
         if config.resume and latest is None:
-            self.log(f"Nothing to resume in {self.ckpts.directory if self.ckpts else 'the workdir'}: "
-                     "starting a new run.")
+            self.log(
+                f"Nothing to resume in {self.ckpts.directory if self.ckpts else 'the workdir'}: starting a new run."
+            )
         partial: dict[str, np.ndarray] = {}
         if latest is None:
             with jax.transfer_guard("allow"):  # one-time setup: the initial parameters and optimizer state
@@ -137,15 +142,18 @@ class Supervisor:
             self.history = list(meta["history"])
             self.nonfinite = int(meta.get("nonfinite_updates", 0))
             self.resumed_from = latest
-            self.log(f"Resumed from {where}: {latest} updates done (epoch {epochs_done + 1}, "
-                     f"batch {position} of {steps_per_epoch}).")
+            self.log(
+                f"Resumed from {where}: {latest} updates done (epoch {epochs_done + 1}, "
+                f"batch {position} of {steps_per_epoch})."
+            )
         done = (self.resumed_from or 0) // steps_per_epoch * steps_per_epoch
         if self.writer is not None:
             csv_keys = sorted(map(_csv_name, keys), key=metrics.STEP_KEYS.index)
             logged = self._logged(self.writer.start, self.history, csv_keys, done, steps_per_epoch)
             if done and np.isnan(logged["loss"]).any():
-                self.log(f"steps.csv holds fewer than the {done} updates of the checkpoint: the missing rows "
-                         "stay missing.")
+                self.log(
+                    f"steps.csv holds fewer than the {done} updates of the checkpoint: the missing rows stay missing."
+                )
             self.past = [{k: logged[_csv_name(k)] for k in keys}] if done else []
         elif done:
             self.past = [{k: np.full(done, np.nan, np.float32) for k in keys}]
@@ -160,12 +168,17 @@ class Supervisor:
 
                 multihost_utils.sync_global_devices("mnist: earlier checkpoints moved aside")
             if moved is not None:
-                self.log(f"Starting a new run: moved the checkpoints of an earlier run (up to update {moved[1]}) to "
-                         f"{moved[0]}; --resume continues a run instead.")
-        self.ckpts = checkpointing.Checkpoints(self.checkpoint_dir, config.keep_checkpoints,
-                                               every_steps=config.checkpoint_every_steps,
-                                               every_epochs=config.checkpoint_every_epochs,
-                                               steps_per_epoch=self.spe)
+                self.log(
+                    f"Starting a new run: moved the checkpoints of an earlier run (up to update {moved[1]}) to "
+                    f"{moved[0]}; --resume continues a run instead."
+                )
+        self.ckpts = checkpointing.Checkpoints(
+            self.checkpoint_dir,
+            config.keep_checkpoints,
+            every_steps=config.checkpoint_every_steps,
+            every_epochs=config.checkpoint_every_epochs,
+            steps_per_epoch=self.spe,
+        )
 
     # --- checkpoints ---
 
@@ -184,20 +197,34 @@ class Supervisor:
         host = parallel.to_host(state)  # explicit: the checkpoint's one device-to-host transfer
         epoch, position = divmod(step, self.spe)
         meta = {
-            "reason": reason, "steps_per_epoch": self.spe, "epoch": epoch + 1, "position": position,
-            "data": {"seed": self.config.seed, "num_examples": self.num_examples,
-                     "order_sha256": resume.order_digest(self.config.seed, epoch + 1, self.num_examples)},
-            "config": resume.config_record(self.config), "history": self.history,
+            "reason": reason,
+            "steps_per_epoch": self.spe,
+            "epoch": epoch + 1,
+            "position": position,
+            "data": {
+                "seed": self.config.seed,
+                "num_examples": self.num_examples,
+                "order_sha256": resume.order_digest(self.config.seed, epoch + 1, self.num_examples),
+            },
+            "config": resume.config_record(self.config),
+            "history": self.history,
             "partial": {k: np.asarray(partial.get(k, np.zeros(0)), np.float32)[:position].tolist() for k in self.keys},
-            "nonfinite_updates": self.nonfinite, "devices": jax.device_count(),
+            "nonfinite_updates": self.nonfinite,
+            "devices": jax.device_count(),
             "versions": {p: _version(p) for p in ("jax", "flax", "optax", "orbax-checkpoint", "lrjax")},
         }
         return self.ckpts.save(step, host, meta, force=True)
 
     # --- an epoch ---
 
-    def train_epoch(self, runner: epochs.Runner, state: Any, epoch: int, batches: dict[str, np.ndarray],
-                    partial: dict[str, np.ndarray]) -> tuple[Any, dict[str, np.ndarray]]:
+    def train_epoch(
+        self,
+        runner: epochs.Runner,
+        state: Any,
+        epoch: int,
+        batches: dict[str, np.ndarray],
+        partial: dict[str, np.ndarray],
+    ) -> tuple[Any, dict[str, np.ndarray]]:
         """Trains epoch ``epoch`` (from where ``state`` is in it); returns the state and the epoch's
         per-step metrics (host). ``partial``: the metrics of the updates a resumed epoch had done."""
         config, spe = self.config, self.spe
@@ -241,8 +268,10 @@ class Supervisor:
         self.nonfinite += int(bad.size)
         if bad.size:
             verb = "skipped" if config.on_nonfinite == "skip" else "applied"
-            self.log(f"Epoch {epoch}: {bad.size} update{'s' if bad.size > 1 else ''} with a non-finite loss or "
-                     f"result ({verb}, --on-nonfinite {config.on_nonfinite}); first at update {first + int(bad[0])}.")
+            self.log(
+                f"Epoch {epoch}: {bad.size} update{'s' if bad.size > 1 else ''} with a non-finite loss or "
+                f"result ({verb}, --on-nonfinite {config.on_nonfinite}); first at update {first + int(bad[0])}."
+            )
         return state, per_step
 
     def end_epoch(self, state: Any, row: dict[str, Any], per_step: dict[str, np.ndarray]) -> None:
@@ -252,8 +281,9 @@ class Supervisor:
         self.history.append(row)
         self.past.append(per_step)
         if self.writer is not None:
-            self._logged(self.writer.write_epoch, row, {_csv_name(k): v for k, v in per_step.items()},
-                         (epoch - 1) * self.spe)
+            self._logged(
+                self.writer.write_epoch, row, {_csv_name(k): v for k, v in per_step.items()}, (epoch - 1) * self.spe
+            )
         last = epoch == self.config.epochs
         stopping = not last and self.stop.requested()
         path = self.save(state, {}, "end" if last else "signal" if stopping else "epoch", force=last or stopping)
@@ -267,8 +297,10 @@ class Supervisor:
         except metrics.OutputError as e:
             latest = self.ckpts.last_complete() if self.ckpts is not None else None
             where = f"the last good checkpoint is {latest}" if latest else "no checkpoint was written yet"
-            raise metrics.OutputError(f"{e}; {where}. Free disk space or make the directory writable, then run the "
-                                      "same command with --resume.") from None
+            raise metrics.OutputError(
+                f"{e}; {where}. Free disk space or make the directory writable, then run the "
+                "same command with --resume."
+            ) from None
 
     def finish(self) -> tuple[dict[str, np.ndarray], str | None]:
         """Waits for the last checkpoint; returns every update's metrics ("lr", ["momentum"], "loss"; those of
@@ -284,13 +316,24 @@ class Supervisor:
         path = self.save(state, {k: v[:position] for k, v in per_step.items()}, "nonfinite")
         if self.ckpts is not None:
             self.ckpts.wait()
-        message = stop_message(step, epoch, position, self.spe, float(per_step["loss"][position]),
-                               float(per_step["learning_rate"][position]), path)
+        message = stop_message(
+            step,
+            epoch,
+            position,
+            self.spe,
+            float(per_step["loss"][position]),
+            float(per_step["learning_rate"][position]),
+            path,
+        )
         raise NonFiniteError(message, step, state, path)
 
     def _stopped(self, step: int, path: str | None) -> None:
         self.ckpts.wait()
         epoch, position = divmod(step, self.spe)
-        raise RunStopped(f"stopped by {signal.Signals(self.stop.signum).name} after {step} updates (epoch {epoch + 1}, "
-                         f"batch {position} of {self.spe}); checkpoint saved in {path}. Run the same command "
-                         "with --resume to continue.", self.stop.signum, step)
+        raise RunStopped(
+            f"stopped by {signal.Signals(self.stop.signum).name} after {step} updates (epoch {epoch + 1}, "
+            f"batch {position} of {self.spe}); checkpoint saved in {path}. Run the same command "
+            "with --resume to continue.",
+            self.stop.signum,
+            step,
+        )

@@ -131,9 +131,17 @@ def train_torch(
         log(f"Test Accuracy: {accuracy:.2f}%")
         if step_per == "epoch":
             sched.step()
-        history.append({"epoch": epoch, "lr": lr, "momentum": momentum, "train_loss": train_loss,
-                        "test_loss": test_loss, "test_accuracy": accuracy,
-                        "seconds": time.perf_counter() - start})
+        history.append(
+            {
+                "epoch": epoch,
+                "lr": lr,
+                "momentum": momentum,
+                "train_loss": train_loss,
+                "test_loss": test_loss,
+                "test_accuracy": accuracy,
+                "seconds": time.perf_counter() - start,
+            }
+        )
     return history, steps
 
 
@@ -146,10 +154,18 @@ def main() -> None:
     train_ds, test_ds = input_pipeline.load(config.dataset)
     _, params = train.create_model(config)
     orders = [input_pipeline.epoch_order(config.seed, e, len(train_ds)) for e in range(1, config.epochs + 1)]
-    train_torch(np.asarray(params["fc"]["kernel"][...]), np.asarray(params["fc"]["bias"][...]),
-                (train_ds.images, train_ds.labels), (test_ds.images, test_ds.labels), orders,
-                batch_size=config.batch_size, optimizer="Adam", optimizer_kwargs={"lr": 0.001},
-                scheduler="StepLR", scheduler_kwargs={"step_size": 2, "gamma": 0.1})
+    train_torch(
+        np.asarray(params["fc"]["kernel"][...]),
+        np.asarray(params["fc"]["bias"][...]),
+        (train_ds.images, train_ds.labels),
+        (test_ds.images, test_ds.labels),
+        orders,
+        batch_size=config.batch_size,
+        optimizer="Adam",
+        optimizer_kwargs={"lr": 0.001},
+        scheduler="StepLR",
+        scheduler_kwargs={"step_size": 2, "gamma": 0.1},
+    )
 
 
 if __name__ == "__main__":

@@ -114,8 +114,10 @@ def make_train_step(graphdef: nnx.GraphDef, tx: optax.GradientTransformation, pl
 
     def train_step(state: TrainState, batch: dict[str, jax.Array]):
         hp = plan.hyperparams(state.step, state.plateau)
-        hyperparams = {**state.opt_state.hyperparams, **{k: v.astype(state.opt_state.hyperparams[k].dtype)
-                                                         for k, v in hp.items()}}
+        hyperparams = {
+            **state.opt_state.hyperparams,
+            **{k: v.astype(state.opt_state.hyperparams[k].dtype) for k, v in hp.items()},
+        }
         opt_state = state.opt_state._replace(hyperparams=hyperparams)
         (loss, _), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch)
         updates, opt_state = tx.update(grads, opt_state, state.params)
@@ -148,10 +150,14 @@ def setup(config: Config, steps_per_epoch: int):
 
 
 def make_runner(config: Config, graphdef, tx, plan) -> epochs.Runner:
-    return epochs.Runner(make_train_step(graphdef, tx, plan), make_eval_step(graphdef),
-                         plan.plateau.update if plan.plateau is not None else None,
-                         epochs.choose_loop(config.loop, config.model), config.progress,
-                         on_nonfinite=config.on_nonfinite)
+    return epochs.Runner(
+        make_train_step(graphdef, tx, plan),
+        make_eval_step(graphdef),
+        plan.plateau.update if plan.plateau is not None else None,
+        epochs.choose_loop(config.loop, config.model),
+        config.progress,
+        on_nonfinite=config.on_nonfinite,
+    )
 
 
 def train_and_evaluate(config: Config, workdir: str | None, *, log: Callable[[str], None] = print) -> Result:
@@ -174,21 +180,27 @@ def train_and_evaluate(config: Config, workdir: str | None, *, log: Callable[[st
     if jax.process_index() != 0:  # several hosts: one prints
         log = lambda line: None  # noqa: E731
     with Supervisor(config, workdir, log) as run:
-        train_ds, test_ds = input_pipeline.load(config.dataset, config.data_dir, config.train_examples,
-                                                config.test_examples)
+        train_ds, test_ds = input_pipeline.load(
+            config.dataset, config.data_dir, config.train_examples, config.test_examples
+        )
         steps_per_epoch = input_pipeline.steps_per_epoch(len(train_ds), config.batch_size)
         with jax.transfer_guard("allow"):  # one-time setup: schedule constants
             plan, tx, graphdef, abstract_state = setup(config, steps_per_epoch)
         keys = ["loss", "learning_rate"] + ([plan.momentum_name] if plan.momentum is not None else [])
-        state, partial = run.start(abstract_state, steps_per_epoch, len(train_ds), keys,
-                                   lambda: create_train_state(config, tx, plan))
+        state, partial = run.start(
+            abstract_state, steps_per_epoch, len(train_ds), keys, lambda: create_train_state(config, tx, plan)
+        )
         runner = make_runner(config, graphdef, tx, plan)
         state = runner.place(state)  # explicit: the state, replicated on every device
         test_batches = runner.eval_batches(test_ds, config.eval_batch_size)  # explicit, once
-        devices = (f"{runner.num_devices} {jax.default_backend()} devices" if runner.num_devices > 1
-                   else jax.default_backend())
-        log(f"{config.model} on {config.dataset} MNIST ({len(train_ds)} train / {len(test_ds)} test), "
-            f"optax.{config.optimizer}, batch {config.batch_size}, {config.epochs} epochs, {runner.loop} loop on {devices}")
+        devices = (
+            f"{runner.num_devices} {jax.default_backend()} devices" if runner.num_devices > 1 else jax.default_backend()
+        )
+        log(
+            f"{config.model} on {config.dataset} MNIST ({len(train_ds)} train / {len(test_ds)} test), "
+            f"optax.{config.optimizer}, batch {config.batch_size}, {config.epochs} epochs, "
+            f"{runner.loop} loop on {devices}"
+        )
         log(f"lr: {plan.description}")
         first_epoch = (run.resumed_from or 0) // steps_per_epoch + 1
         if first_epoch > config.epochs:
@@ -211,16 +223,27 @@ def train_and_evaluate(config: Config, workdir: str | None, *, log: Callable[[st
             row = {"epoch": epoch, "step": epoch * steps_per_epoch, "lr": lr}
             if plan.momentum is not None:
                 row["momentum"] = float(per_step[plan.momentum_name][-1])
-            row.update(train_loss=train_loss, test_loss=test_loss, test_accuracy=accuracy,
-                       seconds=time.perf_counter() - start_time)
+            row.update(
+                train_loss=train_loss,
+                test_loss=test_loss,
+                test_accuracy=accuracy,
+                seconds=time.perf_counter() - start_time,
+            )
             run.end_epoch(state, row, per_step)
         steps, last_checkpoint = run.finish()
         if run.writer is not None:
-            log(f"Wrote {run.writer.metrics_path}, {run.writer.steps_path}"
-                + (f" and TensorBoard events in {run.writer.tensorboard_dir}" if config.tensorboard else ""))
+            log(
+                f"Wrote {run.writer.metrics_path}, {run.writer.steps_path}"
+                + (f" and TensorBoard events in {run.writer.tensorboard_dir}" if config.tensorboard else "")
+            )
             if config.plot and run.history:
-                path = metrics.plot(run.history, steps, steps_per_epoch, f"{workdir}/metrics.png",
-                                    title=f"{config.model}, optax.{config.optimizer}, {plan.description}")
+                path = metrics.plot(
+                    run.history,
+                    steps,
+                    steps_per_epoch,
+                    f"{workdir}/metrics.png",
+                    title=f"{config.model}, optax.{config.optimizer}, {plan.description}",
+                )
                 log(f"Wrote {path}")
         if last_checkpoint is not None:
             log(f"Checkpoint: {last_checkpoint}")

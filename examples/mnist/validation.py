@@ -26,7 +26,7 @@ class ConfigError(ValueError):
 
 
 def _positive_int(value: Any, zero_ok: bool = False, maximum: int = INT32_MAX) -> bool:
-    return (isinstance(value, int) and not isinstance(value, bool) and (0 if zero_ok else 1) <= value <= maximum)
+    return isinstance(value, int) and not isinstance(value, bool) and (0 if zero_ok else 1) <= value <= maximum
 
 
 def check_numbers(values: Any, where: str) -> None:
@@ -48,12 +48,16 @@ def _check_number(value: Any, key: str, where: str) -> None:
         return
     elif isinstance(value, int):
         if abs(value) > INT32_MAX:
-            raise ConfigError(f"{key}={value} in {where} is too large: steps are counted in int32, so integers "
-                              f"must lie within +-{INT32_MAX} (2**31 - 1).")
+            raise ConfigError(
+                f"{key}={value} in {where} is too large: steps are counted in int32, so integers "
+                f"must lie within +-{INT32_MAX} (2**31 - 1)."
+            )
     elif isinstance(value, float):
         if not math.isfinite(value) or abs(value) > FLOAT32_MAX:
-            raise ConfigError(f"{key}={value!r} in {where} must be a finite number that float32 can hold "
-                              f"(at most {FLOAT32_MAX:.4g} in magnitude).")
+            raise ConfigError(
+                f"{key}={value!r} in {where} must be a finite number that float32 can hold "
+                f"(at most {FLOAT32_MAX:.4g} in magnitude)."
+            )
 
 
 def validate(config: Config, num_devices: int | None = None) -> None:
@@ -79,15 +83,22 @@ def validate(config: Config, num_devices: int | None = None) -> None:
             raise ConfigError(f"{name} must be a non-negative integer, got {value!r}")
     if not _positive_int(config.seed, zero_ok=True, maximum=SEED_MAX):
         raise ConfigError(f"seed must be an integer from 0 to {SEED_MAX} (2**32 - 1), got {config.seed!r}")
-    if not (isinstance(config.learning_rate, (int, float)) and not isinstance(config.learning_rate, bool)
-            and math.isfinite(config.learning_rate) and 0 <= config.learning_rate <= FLOAT32_MAX):
-        raise ConfigError(f"learning_rate must be a finite number >= 0 that float32 can hold (at most "
-                          f"{FLOAT32_MAX:.4g}), got {config.learning_rate!r}")
+    if not (
+        isinstance(config.learning_rate, (int, float))
+        and not isinstance(config.learning_rate, bool)
+        and math.isfinite(config.learning_rate)
+        and 0 <= config.learning_rate <= FLOAT32_MAX
+    ):
+        raise ConfigError(
+            f"learning_rate must be a finite number >= 0 that float32 can hold (at most "
+            f"{FLOAT32_MAX:.4g}), got {config.learning_rate!r}"
+        )
     factor = config.warmup_start_factor
     if not (isinstance(factor, (int, float)) and not isinstance(factor, bool) and 0 < factor <= 1):
         # torch's LinearLR: "Starting multiplicative factor expected to be greater than 0 and less or equal to 1."
-        raise ConfigError(f"warmup_start_factor must be greater than 0 and at most 1 (torch's LinearLR "
-                          f"start_factor), got {factor!r}")
+        raise ConfigError(
+            f"warmup_start_factor must be greater than 0 and at most 1 (torch's LinearLR start_factor), got {factor!r}"
+        )
     if config.model not in models.MODELS:
         raise ConfigError(f"unknown model {config.model!r}; choose one of {', '.join(models.MODELS)}")
     if config.dataset not in ("embedded", "tfds"):
@@ -106,10 +117,15 @@ def validate(config: Config, num_devices: int | None = None) -> None:
 
         num_devices = jax.device_count()
     if config.batch_size % num_devices:
-        lower, upper = config.batch_size // num_devices * num_devices, -(-config.batch_size // num_devices) * num_devices
-        raise ConfigError(f"batch_size {config.batch_size} does not split evenly over the {num_devices} devices of "
-                          f"this run (data parallelism): use a multiple of {num_devices}, e.g. "
-                          f"{' or '.join(str(x) for x in (lower, upper) if x > 0)}.")
+        lower, upper = (
+            config.batch_size // num_devices * num_devices,
+            -(-config.batch_size // num_devices) * num_devices,
+        )
+        raise ConfigError(
+            f"batch_size {config.batch_size} does not split evenly over the {num_devices} devices of "
+            f"this run (data parallelism): use a multiple of {num_devices}, e.g. "
+            f"{' or '.join(str(x) for x in (lower, upper) if x > 0)}."
+        )
     # Names, keywords and value types of the schedule and optimizer; the schedule's values are
     # checked when it is built (make_plan), which needs the number of batches per epoch.
     schedules.precheck(config)

@@ -44,12 +44,15 @@ def lock(workdir: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 500, 0).decode("utf-8", "replace").strip() or "another process"
-            raise WorkdirBusy(f"the workdir {workdir!r} is in use by another run ({holder}); wait for it to end "
-                              "(or stop it), or choose another --workdir.") from None
+            raise WorkdirBusy(
+                f"the workdir {workdir!r} is in use by another run ({holder}); wait for it to end "
+                "(or stop it), or choose another --workdir."
+            ) from None
         try:
             with open(path, "w", encoding="utf-8") as f:  # who holds it, for the message above
-                f.write(f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: "
-                        f"{' '.join(sys.argv)[:300]}\n")
+                f.write(
+                    f"pid {os.getpid()}, started {time.strftime('%Y-%m-%d %H:%M:%S')}: {' '.join(sys.argv)[:300]}\n"
+                )
         except OSError as e:
             raise ConfigError(f"cannot write to the output directory {workdir!r}: {e.strerror or e}") from None
         yield
@@ -82,14 +85,15 @@ def archive(directory: str) -> tuple[str, int | None] | None:
     again, empty). Returns ``(new path, latest step moved)``, or None if there was nothing to
     move. Refuses (CheckpointError) if ``directory`` holds anything that is not a checkpoint step.
     """
-    entries = [e for e in os.listdir(directory) if not e.startswith(".write-test-")] \
-        if os.path.isdir(directory) else []
+    entries = [e for e in os.listdir(directory) if not e.startswith(".write-test-")] if os.path.isdir(directory) else []
     if not entries:
         return None
     foreign = [e for e in entries if not _STEP_DIR.match(e)]
     if foreign:
-        raise CheckpointError(f"{directory} holds files that are not checkpoints ({', '.join(sorted(foreign)[:5])}); "
-                              "not touching it. Choose another --workdir.")
+        raise CheckpointError(
+            f"{directory} holds files that are not checkpoints ({', '.join(sorted(foreign)[:5])}); "
+            "not touching it. Choose another --workdir."
+        )
     steps = [int(e) for e in entries if e.isdigit()]
     k = 1
     while os.path.exists(f"{directory}.previous-{k}"):

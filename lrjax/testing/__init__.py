@@ -5,7 +5,9 @@ runs a *copy* of the torch scheduler (the user's object, its optimizer and model
 and compares it with the JAX schedule, jitted and eagerly, within lrjax's precision contract for
 the active dtype:
 
-.. math:: |\eta_{\text{jax}}(t) - \eta_{\text{torch}}(t)| \le r\,|\eta_{\text{torch}}(t)| + a \max_s |\eta_{\text{torch}}(s)|
+.. math::
+    |\eta_{\text{jax}}(t) - \eta_{\text{torch}}(t)| \le
+    r\,|\eta_{\text{torch}}(t)| + a \max_s |\eta_{\text{torch}}(s)|
 
 with :math:`(r, a) = (10^{-5}, 10^{-7})` in float32 and :math:`(10^{-11}, 10^{-12})` in float64
 (``jax_enable_x64``).
@@ -77,7 +79,8 @@ def _torch():
 
 def _is_plateau(scheduler: Any) -> bool:
     return type(scheduler).__name__ == "ReduceLROnPlateau" or isinstance(
-        scheduler, _torch().optim.lr_scheduler.ReduceLROnPlateau)
+        scheduler, _torch().optim.lr_scheduler.ReduceLROnPlateau
+    )
 
 
 def _check_scheduler(scheduler: Any) -> None:
@@ -93,8 +96,9 @@ def _copy(scheduler: Any) -> Any:
     proxy = object.__new__(type(opt))
     proxy.__dict__.update(
         defaults=copy.deepcopy(opt.defaults),
-        param_groups=[{**{k: copy.deepcopy(v) for k, v in g.items() if k != "params"}, "params": []}
-                      for g in opt.param_groups],
+        param_groups=[
+            {**{k: copy.deepcopy(v) for k, v in g.items() if k != "params"}, "params": []} for g in opt.param_groups
+        ],
         state={},
         _opt_called=True,
     )
@@ -152,8 +156,14 @@ def _stepper(torch_step: Any, steps_per_epoch: int | None) -> Callable[[Any, int
     raise ValueError(f"torch_step must be 'step', 'epoch' or a function (scheduler, t) -> None, got {torch_step!r}")
 
 
-def torch_lrs(torch_scheduler: Any, steps: Any = None, *, metrics: Sequence[Any] | None = None,
-              torch_step: Any = "step", steps_per_epoch: int | None = None) -> TorchLRs:
+def torch_lrs(
+    torch_scheduler: Any,
+    steps: Any = None,
+    *,
+    metrics: Sequence[Any] | None = None,
+    torch_step: Any = "step",
+    steps_per_epoch: int | None = None,
+) -> TorchLRs:
     """The lr (and momentum) torch uses at each step, per parameter group, from a copy of the scheduler.
 
     Args:
@@ -210,8 +220,10 @@ def torch_lrs(torch_scheduler: Any, steps: Any = None, *, metrics: Sequence[Any]
         ts = ts.astype(np.int64)
         first = _last_epoch(torch_scheduler)
         if ts.min() < first:
-            raise ValueError(f"the scheduler is at step {first} (last_epoch); steps before it cannot be replayed, "
-                             f"got step {int(ts.min())}")
+            raise ValueError(
+                f"the scheduler is at step {first} (last_epoch); steps before it cannot be replayed, "
+                f"got step {int(ts.min())}"
+            )
         wanted = set(ts.tolist())
         at: dict[int, tuple[list[float], list[float] | None]] = {}
         if first in wanted:
@@ -250,10 +262,14 @@ def _per_group(values: Any, n: int, groups: int, what: str) -> np.ndarray:
     if arr.shape == (n,):
         arr = arr[:, None]
     if arr.shape == (n, 1) and groups > 1:
-        raise ValueError(f"the {what} schedule gives one value per step, torch's optimizer has {groups} parameter "
-                         "groups: pass a schedule with one value per group, or a list of schedules (one per group)")
+        raise ValueError(
+            f"the {what} schedule gives one value per step, torch's optimizer has {groups} parameter "
+            "groups: pass a schedule with one value per group, or a list of schedules (one per group)"
+        )
     if arr.shape != (n, groups):
-        raise ValueError(f"the {what} schedule gives values of shape {arr.shape[1:]} per step; torch has {groups} groups")
+        raise ValueError(
+            f"the {what} schedule gives values of shape {arr.shape[1:]} per step; torch has {groups} groups"
+        )
     return arr
 
 
@@ -263,8 +279,9 @@ def _evaluate(schedule: Any, ts: np.ndarray, groups: int, what: str) -> dict[str
     fns = list(schedule) if type(schedule) in (list, tuple) else [schedule]
     for fn in fns:
         if not callable(fn) or getattr(fn, "is_plateau", False):
-            raise TypeError(f"the {what} schedule must be a function step -> value (an lrjax or optax schedule), "
-                            f"got {fn!r}")
+            raise TypeError(
+                f"the {what} schedule must be a function step -> value (an lrjax or optax schedule), got {fn!r}"
+            )
 
     def values(t):
         outs = [jnp.asarray(fn(t)) for fn in fns]
@@ -299,20 +316,29 @@ def _plateau_machine(schedule: Any, torch_scheduler: Any) -> _PlateauMachine:
     if isinstance(schedule, PlateauTransform):
         schedule = schedule.schedule
     if isinstance(schedule, ReduceLROnPlateau):
-        fresh = (_last_epoch(torch_scheduler) == 0 and torch_scheduler.num_bad_epochs == 0
-                 and math.isinf(torch_scheduler.best))
+        fresh = (
+            _last_epoch(torch_scheduler) == 0
+            and torch_scheduler.num_bad_epochs == 0
+            and math.isinf(torch_scheduler.best)
+        )
         if not fresh:
-            raise ValueError("torch's ReduceLROnPlateau has already been stepped; compare lrjax.from_torch(scheduler) "
-                             "(which starts where it is) or a fresh scheduler")
+            raise ValueError(
+                "torch's ReduceLROnPlateau has already been stepped; compare lrjax.from_torch(scheduler) "
+                "(which starts where it is) or a fresh scheduler"
+            )
         lrs = [float(g["lr"]) for g in torch_scheduler.optimizer.param_groups]
         return _PlateauMachine(schedule.init(lrs[0] if len(lrs) == 1 else lrs), schedule.update, _plateau_state_lr)
     if isinstance(schedule, StatefulPlateau):
         return _PlateauMachine(schedule.init(), schedule.step, schedule)
-    raise TypeError("with a ReduceLROnPlateau, the JAX side must be an lrjax plateau: lrjax.reduce_lr_on_plateau(...), "
-                    f"plateau.as_schedule(...), plateau.as_transform(...) or lrjax.from_torch(scheduler); got {schedule!r}")
+    raise TypeError(
+        "with a ReduceLROnPlateau, the JAX side must be an lrjax plateau: lrjax.reduce_lr_on_plateau(...), "
+        f"plateau.as_schedule(...), plateau.as_transform(...) or lrjax.from_torch(scheduler); got {schedule!r}"
+    )
 
 
-def _plateau_runs(schedule: Any, torch_scheduler: Any, metrics: Sequence[Any]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+def _plateau_runs(
+    schedule: Any, torch_scheduler: Any, metrics: Sequence[Any]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The lr after each metric (row 0: before any), eagerly and jitted, for an lrjax plateau object."""
     state0, step, lr = _plateau_machine(schedule, torch_scheduler)
     dtype = jnp.asarray(lr(state0)).dtype
@@ -332,8 +358,9 @@ def _plateau_runs(schedule: Any, torch_scheduler: Any, metrics: Sequence[Any]) -
     from lrjax._plateau import as_metric
 
     ms = jnp.stack([as_metric(m, dtype) for m in metrics]) if len(metrics) else jnp.zeros((0,), dtype)
-    jitted = np.concatenate([np.asarray(lr(state0))[None].reshape(1, -1),
-                             np.asarray(jax.jit(scan)(state0, ms)).reshape(len(metrics), -1)])
+    jitted = np.concatenate(
+        [np.asarray(lr(state0))[None].reshape(1, -1), np.asarray(jax.jit(scan)(state0, ms)).reshape(len(metrics), -1)]
+    )
     n = len(metrics) + 1
     return {"eager": (np.arange(n), np.stack(eager).reshape(n, -1)), "jit": (np.arange(n), jitted)}
 
@@ -377,11 +404,15 @@ class Comparison(NamedTuple):
     def __str__(self) -> str:
         tol = f"rtol {self.rtol:g} * |torch| + atol {self.atol:g} * max|torch| ({self.dtype})"
         if self.ok:
-            return (f"{self.name}: matches torch at all {self.steps_compared} {self.unit}s, jitted and eagerly "
-                    f"(largest error {self.worst:.3g} of the tolerance {tol})")
-        return (f"{self.name}: the {self.what} differs from torch at {self.unit} {self.step} (parameter group "
-                f"{self.group}, {self.how}): lrjax {self.ours!r}, torch {self.theirs!r}, |error| {self.error:.6g} > "
-                f"tolerance {self.allowed:.6g} = {tol}; {self.mismatches} of {self.steps_compared} {self.unit}s differ")
+            return (
+                f"{self.name}: matches torch at all {self.steps_compared} {self.unit}s, jitted and eagerly "
+                f"(largest error {self.worst:.3g} of the tolerance {tol})"
+            )
+        return (
+            f"{self.name}: the {self.what} differs from torch at {self.unit} {self.step} (parameter group "
+            f"{self.group}, {self.how}): lrjax {self.ours!r}, torch {self.theirs!r}, |error| {self.error:.6g} > "
+            f"tolerance {self.allowed:.6g} = {tol}; {self.mismatches} of {self.steps_compared} {self.unit}s differ"
+        )
 
     __repr__ = __str__
 
@@ -400,9 +431,18 @@ class _Mismatch(TypedDict):
     mismatches: int
 
 
-def compare(schedule: Any, torch_scheduler: Any, steps: Any = None, *, momentum: Any = None,
-            metrics: Sequence[Any] | None = None, torch_step: Any = "step", steps_per_epoch: int | None = None,
-            rtol: float | None = None, atol: float | None = None) -> Comparison:
+def compare(
+    schedule: Any,
+    torch_scheduler: Any,
+    steps: Any = None,
+    *,
+    momentum: Any = None,
+    metrics: Sequence[Any] | None = None,
+    torch_step: Any = "step",
+    steps_per_epoch: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Comparison:
     """Compares a JAX schedule with a torch scheduler; returns a :class:`Comparison` (see
     :func:`assert_matches_torch` for the arguments). ``assert compare(...)`` fails with its message."""
     _check_scheduler(torch_scheduler)
@@ -447,19 +487,42 @@ def compare(schedule: Any, torch_scheduler: Any, steps: Any = None, *, momentum:
             if bad.any() and first is None:
                 i, g = np.argwhere(bad)[0]
                 step = theirs.steps[rows[i]]
-                first = _Mismatch(what=what, how=how, step=step.item() if hasattr(step, "item") else step,
-                                  group=int(g), ours=float(ours[i, g]), theirs=float(want[i, g]),
-                                  error=float(err[i, g]), allowed=float(allowed[i, g]),
-                                  mismatches=int(bad.any(axis=1).sum()))
-    outcome = Comparison(ok=first is None, name=name, steps_compared=len(theirs.steps), rtol=rtol, atol=atol,
-                         dtype=dtype, worst=worst, unit=unit)
+                first = _Mismatch(
+                    what=what,
+                    how=how,
+                    step=step.item() if hasattr(step, "item") else step,
+                    group=int(g),
+                    ours=float(ours[i, g]),
+                    theirs=float(want[i, g]),
+                    error=float(err[i, g]),
+                    allowed=float(allowed[i, g]),
+                    mismatches=int(bad.any(axis=1).sum()),
+                )
+    outcome = Comparison(
+        ok=first is None,
+        name=name,
+        steps_compared=len(theirs.steps),
+        rtol=rtol,
+        atol=atol,
+        dtype=dtype,
+        worst=worst,
+        unit=unit,
+    )
     return outcome if first is None else outcome._replace(**first)
 
 
-def assert_matches_torch(schedule: Any, torch_scheduler: Any, steps: Any = None, *, momentum: Any = None,
-                         metrics: Sequence[Any] | None = None, torch_step: Any = "step",
-                         steps_per_epoch: int | None = None, rtol: float | None = None,
-                         atol: float | None = None) -> Comparison:
+def assert_matches_torch(
+    schedule: Any,
+    torch_scheduler: Any,
+    steps: Any = None,
+    *,
+    momentum: Any = None,
+    metrics: Sequence[Any] | None = None,
+    torch_step: Any = "step",
+    steps_per_epoch: int | None = None,
+    rtol: float | None = None,
+    atol: float | None = None,
+) -> Comparison:
     """Asserts that a JAX schedule gives torch's lr (and momentum) at every step.
 
     A copy of ``torch_scheduler`` is stepped (see :func:`torch_lrs`), and the JAX ``schedule`` is
@@ -495,14 +558,25 @@ def assert_matches_torch(schedule: Any, torch_scheduler: Any, steps: Any = None,
         >>> import torch, lrjax, lrjax.testing
         >>> opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
         >>> scheduler = torch.optim.lr_scheduler.StepLR(opt, step_size=3, gamma=0.5)
-        >>> lrjax.testing.assert_matches_torch(lrjax.step_lr(0.1, step_size=3, gamma=0.5), scheduler, 10)  # doctest: +ELLIPSIS
+        >>> schedule = lrjax.step_lr(0.1, step_size=3, gamma=0.5)
+        >>> lrjax.testing.assert_matches_torch(schedule, scheduler, 10)  # doctest: +ELLIPSIS
         lrjax.step_lr(base_lr=0.1, step_size=3, gamma=0.5) vs torch's StepLR: matches torch at all 10 steps, ...
-        >>> lrjax.testing.assert_matches_torch(lrjax.step_lr(0.1, step_size=4, gamma=0.5), scheduler, 10)  # doctest: +ELLIPSIS
+        >>> wrong = lrjax.step_lr(0.1, step_size=4, gamma=0.5)
+        >>> lrjax.testing.assert_matches_torch(wrong, scheduler, 10)  # doctest: +ELLIPSIS
         Traceback (most recent call last):
-        AssertionError: lrjax.step_lr(base_lr=0.1, step_size=4, gamma=0.5) vs torch's StepLR: the lr differs from torch at step 3 (parameter group 0, jit): lrjax 0.10000000149011612, torch 0.05, |error| 0.05 > tolerance 5.1e-07 = ...
+        AssertionError: lrjax.step_lr(...) vs torch's StepLR: the lr differs from torch at step 3 (parameter group ...
     """
-    result = compare(schedule, torch_scheduler, steps, momentum=momentum, metrics=metrics, torch_step=torch_step,
-                     steps_per_epoch=steps_per_epoch, rtol=rtol, atol=atol)
+    result = compare(
+        schedule,
+        torch_scheduler,
+        steps,
+        momentum=momentum,
+        metrics=metrics,
+        torch_step=torch_step,
+        steps_per_epoch=steps_per_epoch,
+        rtol=rtol,
+        atol=atol,
+    )
     if not result:
         raise AssertionError(str(result))
     return result

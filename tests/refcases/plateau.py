@@ -155,30 +155,59 @@ def hand_cases() -> list[dict]:
     out = [
         # cooldown
         _case("cooldown/constant", [1.0] * 14, patience=1, cooldown=2, factor=0.5),
-        _case("cooldown/improve-in-cooldown", [1.0, 1.0, 1.0, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4],
-              patience=1, cooldown=3, factor=0.5),
+        _case(
+            "cooldown/improve-in-cooldown",
+            [1.0, 1.0, 1.0, 0.5, 0.5, 0.4, 0.4, 0.4, 0.4, 0.4],
+            patience=1,
+            cooldown=3,
+            factor=0.5,
+        ),
         _case("cooldown/patience-0", [1.0] * 10, patience=0, cooldown=1, factor=0.5),
         _case("cooldown/long", [5.0, 4.0] + [4.0] * 30, patience=2, cooldown=5, factor=0.5),
         # modes
         _case("max/rel", [0.5, 0.6, 0.65, 0.65, 0.65001, 0.6, 0.7, 0.7, 0.7, 0.7], mode="max", patience=1),
-        _case("max/abs", [0.5, 0.55, 0.56, 0.58, 0.7, 0.7, 0.75, 0.79], mode="max", threshold_mode="abs",
-              threshold=0.05, patience=0, factor=0.5),
+        _case(
+            "max/abs",
+            [0.5, 0.55, 0.56, 0.58, 0.7, 0.7, 0.75, 0.79],
+            mode="max",
+            threshold_mode="abs",
+            threshold=0.05,
+            patience=0,
+            factor=0.5,
+        ),
         _case("max/negative-rel-strict", [-2.0, -1.9999, -1.999, -1.5, -1.49], mode="max", patience=0, factor=0.5),
-        _case("min/abs", [1.0, 0.95, 0.89, 0.8, 0.75, 0.71, 0.7, 0.6], threshold_mode="abs", threshold=0.1,
-              patience=0, factor=0.5),
-        _case("min/abs-negative", [-1.0, -1.05, -1.2, -1.25, -1.31], threshold_mode="abs", threshold=0.1,
-              patience=0, factor=0.5),
+        _case(
+            "min/abs",
+            [1.0, 0.95, 0.89, 0.8, 0.75, 0.71, 0.7, 0.6],
+            threshold_mode="abs",
+            threshold=0.1,
+            patience=0,
+            factor=0.5,
+        ),
+        _case(
+            "min/abs-negative",
+            [-1.0, -1.05, -1.2, -1.25, -1.31],
+            threshold_mode="abs",
+            threshold=0.1,
+            patience=0,
+            factor=0.5,
+        ),
         _case("min/rel-negative", [-1.0, -1.00005, -1.0002, -1.0003, -2.0], patience=0, factor=0.5),
         _case("min/integers", [10, 9, 9, 9, 8, 8, 8, 8], patience=1, factor=0.5),
         # thresholds
         _case("threshold/0", [1.0, 1.0, 0.9999999, 0.9999999, 0.5], patience=0, threshold=0.0, factor=0.5),
         _case("threshold/1-rel-min", [1.0, 0.0, -1.0, -2.0, -2.0], patience=0, threshold=1.0, factor=0.5),
         _case("threshold/2-rel-min", [1.0, -1.0, 5.0, -5.0], patience=0, threshold=2.0, factor=0.5),
-        _case("threshold/1.5-rel-max", [1.0, 2.0, 3.0, 10.0, -1.0], mode="max", patience=0, threshold=1.5,
-              factor=0.5),
+        _case("threshold/1.5-rel-max", [1.0, 2.0, 3.0, 10.0, -1.0], mode="max", patience=0, threshold=1.5, factor=0.5),
         _case("threshold/0.5-rel-exact", [2.0, 1.0, 0.5, 0.2499999, 0.25], patience=0, threshold=0.5, factor=0.5),
-        _case("threshold/abs-exact", [1.0, 0.75, 0.5, 0.25, 0.0], threshold_mode="abs", threshold=0.25,
-              patience=0, factor=0.5),
+        _case(
+            "threshold/abs-exact",
+            [1.0, 0.75, 0.5, 0.25, 0.0],
+            threshold_mode="abs",
+            threshold=0.25,
+            patience=0,
+            factor=0.5,
+        ),
         # eps and min_lr
         _case("eps/0-long", [1.0] * 60, patience=0, factor=0.5, eps=0.0),
         _case("eps/0-underflow", [1.0] * 50, patience=0, factor=0.1, eps=0.0),
@@ -197,16 +226,16 @@ def hand_cases() -> list[dict]:
         _case("magnitude/float32-max", [3.4e38, 3.39e38, 3.4e38, 1e38], mode="max", patience=0, factor=0.5),
         _case("magnitude/float64-huge", [1e300, 1e299, 1e301, 1e-300], patience=0, factor=0.5),
         _case("magnitude/tiny", [1e-30, 9.99e-31, 9.9e-31, 1e-31], patience=0, factor=0.5),
-        _case("magnitude/tiny-abs", [1e-30, 0.0, -1e-30], threshold_mode="abs", threshold=1e-31, patience=0,
-              factor=0.5),
+        _case(
+            "magnitude/tiny-abs", [1e-30, 0.0, -1e-30], threshold_mode="abs", threshold=1e-31, patience=0, factor=0.5
+        ),
         # float32 near torch's float64 boundary
         _case("f32/1-then-0.9999", [1.0, 0.9999, 0.99980001, 0.9997], patience=0, factor=0.5),
         _case("f32/10000-then-9999", [10000.0, 9999.0, 9998.0001, 9997.0], patience=0, factor=0.5),
         _case("f32/2-then-1.9998", [2.0, 1.9998, 1.99960002], patience=0, factor=0.5),
         _case("f32/abs-1-then-0.9999", [1.0, 0.9999, 0.9998, 0.9997], threshold_mode="abs", patience=0, factor=0.5),
         _case("f32/max-1-then-1.0001", [1.0, 1.0001, 1.00020001, 1.0003], mode="max", patience=0, factor=0.5),
-        _case("f32/max-abs", [1.0, 1.0001, 1.0002, 1.0003], mode="max", threshold_mode="abs", patience=0,
-              factor=0.5),
+        _case("f32/max-abs", [1.0, 1.0001, 1.0002, 1.0003], mode="max", threshold_mode="abs", patience=0, factor=0.5),
         _case("f32/0.1-steps", [0.3, 0.29997, 0.2999400003, 0.2], patience=0, factor=0.5),
     ]
     # A long, noisy training curve: improvements, plateaus and reductions.
@@ -216,10 +245,28 @@ def hand_cases() -> list[dict]:
         v *= 1.0 - (0.02 if (k // 25) % 2 == 0 else 0.0)
         curve.append(v * (1 + rng.gauss(0, 0.003)))
     out.append(_case("long/noisy-curve", curve, base_lr=0.1, patience=4, factor=0.5, cooldown=2, min_lr=1e-4))
-    out.append(_case("long/noisy-curve-groups", curve, base_lr=[0.1, 0.003], patience=3, factor=0.3,
-                     min_lr=[1e-3, 1e-5], threshold=1e-3))
-    out.append(_case("long/accuracy-max", [1.0 - c / 2.0 for c in curve], mode="max", patience=5, factor=0.2,
-                     threshold_mode="abs", threshold=1e-3))
+    out.append(
+        _case(
+            "long/noisy-curve-groups",
+            curve,
+            base_lr=[0.1, 0.003],
+            patience=3,
+            factor=0.3,
+            min_lr=[1e-3, 1e-5],
+            threshold=1e-3,
+        )
+    )
+    out.append(
+        _case(
+            "long/accuracy-max",
+            [1.0 - c / 2.0 for c in curve],
+            mode="max",
+            patience=5,
+            factor=0.2,
+            threshold_mode="abs",
+            threshold=1e-3,
+        )
+    )
     return out
 
 
@@ -311,7 +358,9 @@ def eps_tie(config: dict, attempts: list) -> bool:
     mins = config.get("min_lr", 0.0)
     mins = mins if isinstance(mins, list) else [mins] * groups
     eps, factor = config.get("eps", 1e-8), config.get("factor", 0.1)
-    return any(abs((old - max(old * factor, m)) - eps) <= 2.0**-21 * old for lrs in attempts for old, m in zip(lrs, mins))
+    return any(
+        abs((old - max(old * factor, m)) - eps) <= 2.0**-21 * old for lrs in attempts for old, m in zip(lrs, mins)
+    )
 
 
 def _no_eps_tie(config: dict, base_lr: Any, metrics: list[float]) -> bool:
@@ -339,7 +388,9 @@ def random_cases(num_configs: int = 24, per_config: int = 10, seed: int = 2024) 
             n = 200 if rng.random() < 0.025 else rng.randint(3, 40)
             metrics = random_metrics(rng, config, n)
             while not _no_eps_tie(config, base_lr, metrics):
-                base_lr = [rng.uniform(1e-4, 1.0) for _ in base_lr] if isinstance(base_lr, list) else rng.uniform(1e-4, 1.0)
+                base_lr = (
+                    [rng.uniform(1e-4, 1.0) for _ in base_lr] if isinstance(base_lr, list) else rng.uniform(1e-4, 1.0)
+                )
             out.append(_case(f"random/{i:03d}-{j}", metrics, base_lr=base_lr, **config))
     return out
 

@@ -35,7 +35,8 @@ class Config:
     # keywords cycle_momentum/base_momentum/max_momentum are accepted too. A keyword that takes a
     # function (lr_lambda, scale_fn) takes a Python function: from a Python config file only.
     schedule: dict[str, Any] = dataclasses.field(
-        default_factory=lambda: {"name": "step_lr", "step_size": 2, "gamma": 0.1})
+        default_factory=lambda: {"name": "step_lr", "step_size": 2, "gamma": 0.1}
+    )
     # When the schedule steps: "epoch" (scheduler.step() after each epoch, as torch recipes do),
     # "step" (after each optimizer update), or "auto": "step" for cyclic_lr/one_cycle_lr, else "epoch".
     schedule_unit: str = "auto"

@@ -8,7 +8,8 @@ Only a Python config file can hold one: it is code, which you run knowingly, as 
 JSON config or a flag is data and never runs.
 """
 
-from examples.mnist.configs.default import Config, get_config as _default
+from examples.mnist.configs.default import Config
+from examples.mnist.configs.default import get_config as _default
 
 
 def lr_lambda(epoch):

@@ -3,7 +3,8 @@
 ``python -m examples.mnist.main --config examples/mnist/configs/one_cycle.py``
 """
 
-from examples.mnist.configs.default import Config, get_config as _default
+from examples.mnist.configs.default import Config
+from examples.mnist.configs.default import get_config as _default
 
 
 def get_config() -> Config:
