@@ -66,8 +66,8 @@ class LRSchedule:
 
     ``schedule(t)`` is the value torch's scheduler holds after ``t`` calls of ``scheduler.step()``.
     ``t`` may be a Python number or an array of integers or floats of any dtype and shape; the
-    result broadcasts ``t`` against the hyperparameters (one value per parameter group), in the
-    float dtype of JAX (float32, or float64 under ``jax_enable_x64``). Negative steps count as step 0.
+    result has shape ``t.shape`` (``t.shape + (G,)`` with ``G`` parameter groups), in the float
+    dtype of JAX (float32, or float64 under ``jax_enable_x64``). Negative steps count as step 0.
 
     Instances are immutable and carry no state: the step *is* the state. They are plain callables,
     so they go wherever optax takes a schedule.
