@@ -29,7 +29,7 @@ LOWER = "/jax/core/compile/jaxpr_to_mlir_module_duration"
 
 # The trainer's jitted functions (train.Runner and train.create_model); everything else that
 # compiles is an eager jnp operation (one small executable per operation and shape).
-STEP_FUNCTIONS = ("scan_steps", "step_at", "eval_step", "update", "_init_params")
+STEP_FUNCTIONS = ("scan_steps", "step_at", "eval_step", "update", "_init_params", "init_train_state")
 
 
 class CompileCounter:

@@ -15,7 +15,7 @@ import lrjax
 from benchmarks import _common
 from benchmarks._common import fmt_ratio, fmt_seconds
 
-NAMES = ("lr_table", "train_step", "train_step_sequential", "mnist", "compiles")
+NAMES = ("lr_table", "train_step", "train_step_sequential", "mnist", "main_job", "compiles")
 
 
 def load(out: str) -> dict[str, dict[str, Any]]:
@@ -116,6 +116,19 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, str, boo
                     "within 0.5 points",
                     f"{r['accuracy_gap_points']:+.2f} points",
                     abs(r["accuracy_gap_points"]) <= 0.5,
+                )
+            )
+    if "main_job" in results:
+        r = results["main_job"]["rows"][0]
+        for side, target in (("cold", 0.6), ("warm", 0.6)):
+            ratio = r[f"{side}_over_torch"]
+            out.append(
+                (
+                    f"Main job end to end ({side} compilation cache) vs the seed's PyTorch script, wall time",
+                    f"<= {target:g}x" + (" (and less than cold)" if side == "warm" else ""),
+                    f"{ratio['median']:.2f}x [{ratio['min']:.2f}-{ratio['max']:.2f}]: "
+                    f"{r[f'{side}_wall_s']['median']:.2f} s vs torch {r['torch_wall_s']['median']:.2f} s",
+                    ratio["median"] <= target,
                 )
             )
     if "compiles" in results:

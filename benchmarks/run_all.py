@@ -18,7 +18,7 @@ import time
 
 from benchmarks import _common
 
-BENCHMARKS = ("lr_table", "train_step", "mnist", "compiles")
+BENCHMARKS = ("lr_table", "train_step", "mnist", "main_job", "compiles")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -69,6 +69,13 @@ def main(argv: list[str] | None = None) -> None:
                 mnist.run(1, ["linear", "cnn"], 2, args.out, train_examples=256, test_examples=128)
             else:
                 mnist.run(args.mnist_rounds, out=args.out)
+        elif name == "main_job":
+            from benchmarks import main_job
+
+            if args.quick:
+                main_job.run(2, args.out, epochs=1)
+            else:
+                main_job.run(args.mnist_rounds, args.out)
         elif name == "compiles":
             from benchmarks import compiles
 
