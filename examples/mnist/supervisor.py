@@ -217,6 +217,11 @@ class Supervisor:
 
     # --- an epoch ---
 
+    def cuts(self, runner: epochs.Runner, steps_per_epoch: int) -> list[int]:
+        """Where the pieces of the first epoch end (see ``Runner.boundaries``), as :meth:`train_epoch` cuts it."""
+        checkpoints = self.workdir is not None and self.config.checkpoint
+        return runner.boundaries(steps_per_epoch, 0, self.config.checkpoint_every_steps if checkpoints else 0)
+
     def train_epoch(
         self,
         runner: epochs.Runner,

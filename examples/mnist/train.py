@@ -187,12 +187,14 @@ def train_and_evaluate(config: Config, workdir: str | None, *, log: Callable[[st
         with jax.transfer_guard("allow"):  # one-time setup: schedule constants
             plan, tx, graphdef, abstract_state = setup(config, steps_per_epoch)
         keys = ["loss", "learning_rate"] + ([plan.momentum_name] if plan.momentum is not None else [])
+        runner = make_runner(config, graphdef, tx, plan)
+        test_batches = runner.eval_batches(test_ds, config.eval_batch_size)  # explicit, once
+        first_batches = input_pipeline.batch(train_ds, np.arange(len(train_ds)), config.batch_size)
+        runner.compile_ahead(abstract_state, first_batches, test_batches[0], run.cuts(runner, steps_per_epoch))
         state, partial = run.start(
             abstract_state, steps_per_epoch, len(train_ds), keys, lambda: create_train_state(config, tx, plan)
         )
-        runner = make_runner(config, graphdef, tx, plan)
         state = runner.place(state)  # explicit: the state, replicated on every device
-        test_batches = runner.eval_batches(test_ds, config.eval_batch_size)  # explicit, once
         devices = (
             f"{runner.num_devices} {jax.default_backend()} devices" if runner.num_devices > 1 else jax.default_backend()
         )
